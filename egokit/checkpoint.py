@@ -1,0 +1,349 @@
+"""Reading and writing checkpoints.
+
+Three sources, one entry point (:func:`load_model`):
+
+* official EgoVLPv2 ``.pth`` files: a pickled dict whose ``config`` entry is an instance of the official repo's
+  ``parse_config.ConfigParser``. egokit never executes pickled code: it loads with PyTorch's ``weights_only``
+  unpickler and replaces the few known-harmless foreign classes (``parse_config``, ``pathlib``, ``logging``, numpy
+  scalars...) by inert placeholders; any other global (``os.system``...) is refused with a clear error. The
+  architecture (projection kind, frames, sizes) is read from tensor shapes; only the head count cannot be and
+  defaults to ``width // 64`` (12 for the released models).
+* egokit folders: ``config.json`` (architecture + preprocessing) + ``model.safetensors`` + ``tokenizer/`` + a model
+  card, written by :func:`save_pretrained`.
+* ``hub:org/name[@revision]``: an egokit folder on the Hugging Face hub, resolved with ``huggingface_hub`` (works
+  offline from the local cache with ``HF_HUB_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from egokit.errors import CheckpointError
+from egokit.models.config import EgoVLPv2Config
+from egokit.models.egovlpv2 import EgoVLPv2
+from egokit.models.video import inflate_temporal_embed
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+FORMAT_VERSION = 1
+
+# Modules whose classes may appear in the pickled metadata of official checkpoints. They are never imported or
+# called: each referenced class is replaced by an inert placeholder that only records its arguments.
+_INERT_MODULES = ("parse_config", "pathlib", "logging", "argparse", "datetime", "numpy", "utils", "collections")
+_MAX_PLACEHOLDERS = 64
+
+
+class InertObject:
+    """Stand-in for a class from pickled metadata; stores what the pickle passed, executes nothing."""
+
+    _egokit_global = "?"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<inert {self._egokit_global}>"
+
+
+@dataclass
+class LoadReport:
+    """What happened when weights were loaded; egokit reports instead of silently ignoring keys."""
+
+    source: str
+    sha256: str | None = None
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    inflated: str | None = None
+    placeholders: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# ---------------------------------------------------------------------------------------------- official files
+def read_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Return (state_dict without the ``module.`` prefix, names of placeholder-replaced globals)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    placeholders: dict[str, type] = {}
+    while True:
+        try:
+            with torch.serialization.safe_globals([(cls, name) for name, cls in placeholders.items()]):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+            break
+        except Exception as exc:  # torch raises UnpicklingError / RuntimeError with the reason in the message
+            name = _unsupported_global(exc)
+            if name is None:
+                raise CheckpointError(
+                    f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)}); "
+                    "the file may be truncated or corrupt - download it again"
+                ) from None
+            if not name.startswith(tuple(m + "." for m in _INERT_MODULES)) or len(placeholders) >= _MAX_PLACEHOLDERS:
+                raise CheckpointError(
+                    f"{path} references {name!r}, which egokit refuses to load: checkpoints may only contain "
+                    "tensors and plain metadata, and this one would run code when unpickled"
+                ) from None
+            if name in placeholders:
+                raise CheckpointError(f"{path}: cannot load metadata object {name!r} ({_first_line(exc)})") from None
+            placeholders[name] = type(name.rsplit(".", 1)[-1], (InertObject,), {"_egokit_global": name})
+    state = obj.get("state_dict", obj.get("model_state_dict")) if isinstance(obj, Mapping) else None
+    if state is None and isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+    if not isinstance(state, Mapping) or not state:
+        keys = sorted(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(f"{path} holds no 'state_dict' of tensors (found {keys})")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: state_dict entries are not tensors: {bad[:5]}")
+    return {_strip_prefix(k): v for k, v in state.items()}, sorted(placeholders)
+
+
+def _strip_prefix(key: str) -> str:
+    # Per key, unlike the official helper, which decides on the first key only.
+    return key[len("module."):] if key.startswith("module.") else key
+
+
+def _unsupported_global(exc: Exception) -> str | None:
+    match = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
+    return match.group(1) if match else None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def config_from_state_dict(state: Mapping[str, torch.Tensor], num_heads: int | None = None) -> EgoVLPv2Config:
+    """Infer the architecture from tensor shapes (everything but the head count, which shapes cannot tell)."""
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in state:
+            raise CheckpointError(f"checkpoint lacks {key!r}; it does not look like an EgoVLPv2 model")
+        return tuple(state[key].shape)
+
+    width = shape("video_model.pos_embed")[2]
+    n_patches = shape("video_model.pos_embed")[1] - 1
+    patch = shape("video_model.patch_embed.proj.weight")[2]
+    side = int(round(n_patches ** 0.5))
+    if side * side != n_patches:
+        raise CheckpointError(f"video_model.pos_embed has {n_patches} patch positions, not a square grid")
+    depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("video_model.blocks."))
+    text_depth = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("text_model.encoder.layer."))
+    if text_depth != depth:
+        raise CheckpointError(f"video depth {depth} != text depth {text_depth}; EgoVLPv2 needs equal depths")
+    fused = sum(1 for k in state if k.startswith("text_model.encoder.layer.") and k.endswith(".alpha_t2i"))
+    if "txt_proj.0.weight" in state:
+        projection, proj_dim = "minimal", shape("txt_proj.0.weight")[0]
+    elif "txt_proj.1.weight" in state:
+        projection, proj_dim = "small", shape("txt_proj.1.weight")[0]
+    else:
+        raise CheckpointError("checkpoint has neither a 'minimal' (txt_proj.0) nor a 'small' (txt_proj.1) projection")
+    frames = shape("video_model.temporal_embed")[1]
+    vocab = shape("text_model.embeddings.word_embeddings.weight")[0]
+    cfg = EgoVLPv2Config(
+        width=width,
+        num_heads=num_heads or max(1, width // 64),
+        depth=depth,
+        fused_layers=fused,
+        mlp_ratio=shape("video_model.blocks.0.mlp.fc1.weight")[0] / width,
+        image_size=side * patch,
+        patch_size=patch,
+        num_frames=frames,
+        vocab_size=vocab,
+        max_text_positions=shape("text_model.embeddings.position_embeddings.weight")[0],
+        type_vocab_size=shape("text_model.embeddings.token_type_embeddings.weight")[0],
+        text_intermediate_size=shape("text_model.encoder.layer.0.intermediate.dense.weight")[0],
+        projection=projection,
+        projection_dim=proj_dim,
+        mlm_head="mlm_score.decoder.weight" in state,
+        vtm_head="itm_score.fc.weight" in state,
+    )
+    return cfg.replace(num_frames=frames, image_size=side * patch)
+
+
+# ---------------------------------------------------------------------------------------------- weights -> model
+def load_state_dict_into(model: EgoVLPv2, state: Mapping[str, torch.Tensor], source: str) -> LoadReport:
+    """Load with temporal-embedding adaptation; shape mismatches are errors, missing/unexpected keys reported."""
+    state = dict(state)
+    report = LoadReport(source=source)
+    key = "video_model.temporal_embed"
+    if key in state and state[key].shape[1] != model.config.num_frames:
+        before = state[key].shape[1]
+        state[key] = inflate_temporal_embed(state[key], model.config.num_frames)
+        report.inflated = f"temporal_embed {before} -> {model.config.num_frames} frames"
+    own = model.state_dict()
+    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+             for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(f"{source}: {len(wrong)} tensors do not fit the model, e.g. " + "; ".join(wrong[:4]))
+    result = model.load_state_dict(state, strict=False)
+    report.missing, report.unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    return report
+
+
+def load_official(path: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
+    """Build an EgoVLPv2 from an official ``.pth`` (architecture read from shapes, ``overrides`` applied)."""
+    state, placeholders = read_official_checkpoint(path)
+    cfg = config_from_state_dict(state, overrides.pop("num_heads", None))
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    model = EgoVLPv2(cfg)
+    report = load_state_dict_into(model, state, str(path))
+    report.sha256, report.placeholders = file_sha256(path), placeholders
+    model.load_report = report
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- egokit folders
+def save_pretrained(model: EgoVLPv2, folder: str | os.PathLike, tokenizer: Any = None, card: str | None = None) -> Path:
+    """Write ``config.json``, ``model.safetensors``, the tokenizer and a model card; each file atomically."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with _atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "egokit_format": str(FORMAT_VERSION)})
+    cfg = model.config.to_dict()
+    if tokenizer is not None:
+        cfg["preprocess"]["tokenizer"] = "bundled"
+        _save_tokenizer(tokenizer, folder / TOKENIZER_DIR)
+    meta = {"architecture": "egovlpv2", "egokit_format": FORMAT_VERSION, "model": cfg}
+    _atomic_write_text(folder / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
+    _atomic_write_text(folder / "README.md", card or default_model_card(model))
+    return folder
+
+
+def load_pretrained(folder: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    for needed in (cfg_path, weights):
+        if not needed.is_file():
+            raise CheckpointError(f"{folder} is not an egokit checkpoint folder: {needed.name} is missing")
+    try:
+        meta = json.loads(cfg_path.read_text())
+        cfg = EgoVLPv2Config.from_dict(meta["model"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{cfg_path}: invalid egokit config ({exc})") from None
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types for truncated headers/data
+        raise CheckpointError(f"{weights} cannot be read ({_first_line(exc)}); the file may be truncated") from None
+    model = EgoVLPv2(cfg)
+    report = load_state_dict_into(model, state, str(folder))
+    report.sha256 = file_sha256(weights)
+    model.load_report = report
+    return model
+
+
+def default_model_card(model: EgoVLPv2) -> str:
+    c = model.config
+    n = sum(p.numel() for p in model.parameters())
+    return (
+        "---\nlibrary_name: egokit\ntags: [video-text, egocentric, egovlpv2]\n---\n\n"
+        "# EgoVLPv2 checkpoint (egokit format)\n\n"
+        f"- parameters: {n:,}\n- width {c.width}, depth {c.depth}, fused layers {c.fused_layers}, heads {c.num_heads}\n"
+        f"- projection: {c.projection} ({c.projection_dim}-d)\n"
+        f"- input: {c.preprocess.num_frames} frames at {c.preprocess.image_size} px, mean {c.preprocess.mean}, "
+        f"std {c.preprocess.std}; text up to {c.preprocess.max_text_length} tokens ({c.preprocess.tokenizer})\n\n"
+        "```python\nimport egokit\nmodel = egokit.load_model('PATH_OR_hub:ORG/NAME')\n```\n"
+    )
+
+
+def _save_tokenizer(tokenizer: Any, folder: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=folder.parent))
+    tokenizer.save_pretrained(str(tmp))
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+# ---------------------------------------------------------------------------------------------- hub + dispatch
+def resolve_source(source: str | os.PathLike) -> Path:
+    """``hub:org/name[@rev]`` -> local snapshot folder; anything else -> an existing local path."""
+    text = str(source)
+    if text.startswith("hub:"):
+        repo, _, revision = text[4:].partition("@")
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            raise CheckpointError(f"bad hub source {text!r}; expected hub:org/name or hub:org/name@revision")
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(repo_id=repo, revision=revision or None))
+        except LocalEntryNotFoundError:
+            raise CheckpointError(
+                f"{text}: not in the local Hugging Face cache and the hub cannot be reached "
+                "(offline?); download it on a connected machine or pass a local folder"
+            ) from None
+        except Exception as exc:
+            raise CheckpointError(f"{text}: cannot resolve on the hub ({_first_line(exc)})") from None
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_model(source: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
+    """Load an EgoVLPv2 model from an official ``.pth``, an egokit folder or ``hub:org/name[@revision]``.
+
+    ``overrides`` change the architecture on load, e.g. ``num_frames=16`` (temporal embeddings are interpolated as
+    the official loader does), ``num_heads`` (official files cannot record it), ``attention='sdpa'``.
+    The returned model is in eval mode; ``model.load_report`` says what was loaded.
+    """
+    path = resolve_source(source)
+    model = load_pretrained(path, **overrides) if path.is_dir() else load_official(path, **overrides)
+    model.load_report.source = str(source)
+    model.source_path = path
+    return model.eval()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _atomic_path:
+    """Context manager yielding a temp path next to ``target``; renamed onto it only if the block succeeds."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __enter__(self) -> Path:
+        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", dir=self.target.parent)
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    with _atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -1,0 +1,1 @@
+"""Task plugins: discovered through the ``egokit.tasks`` entry-point group and loaded lazily."""

@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny models and paths to the bundled test data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # The CI machine has 2 cores; tests that spawn processes must not oversubscribe them.
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    yield
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+def micro_config(**overrides):
+    """A very small EgoVLPv2 configuration (3 layers, 2 fused) for fast structural tests."""
+    from egokit.models import EgoVLPv2Config, PreprocessConfig
+
+    base = dict(width=32, num_heads=4, depth=3, fused_layers=2, image_size=32, patch_size=16, num_frames=2,
+                vocab_size=60, max_text_positions=24, text_intermediate_size=64, projection_dim=24,
+                text_dropout=0.0, preprocess=PreprocessConfig(num_frames=2, image_size=32))
+    base.update(overrides)
+    return EgoVLPv2Config(**base)
