@@ -21,7 +21,6 @@ import platform
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -98,7 +97,8 @@ def run(video: Path, num_frames: int, clips: int, seed: int, thread_type: str | 
         start = rng.uniform(0, info.duration - length - 0.1)
         seed_clip = int(rng.integers(2**31))
         t0 = time.perf_counter()
-        clip = read_clip(video, start, start + length, num_frames, sampling="rand", rng=np.random.default_rng(seed_clip))
+        clip_rng = np.random.default_rng(seed_clip)
+        clip = read_clip(video, start, start + length, num_frames, sampling="rand", rng=clip_rng)
         totals["egokit"] += time.perf_counter() - t0
         # Same frames for the official-style reader (it returns index - 1, so ask for index + 1).
         indices = sample_frame_indices(*frame_range(start, start + length, info.fps), num_frames, "rand",

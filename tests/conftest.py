@@ -31,3 +31,21 @@ def micro_config(**overrides):
                 text_dropout=0.0, preprocess=PreprocessConfig(num_frames=2, image_size=32))
     base.update(overrides)
     return EgoVLPv2Config(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory):
+    """A very small `egokit synth` dataset (official EgoClip/EgoMCQ formats), shared by the engine/task tests."""
+    from egokit.synth import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, SynthConfig(videos=4, val_videos=5, duration=12.0, size=64, fps=10, chunk_seconds=4.0,
+                              questions=10, vocab_size=300, seed=0), workers=1)
+    return out
+
+
+MICRO_MODEL_OVERRIDES = (
+    "model.name=egovlpv2-tiny",
+    "model.overrides={width: 32, num_heads: 4, depth: 3, fused_layers: 2, image_size: 32, projection_dim: 24, "
+    "text_intermediate_size: 64, max_text_positions: 24, text_dropout: 0.0, attention: matmul}",
+)

@@ -26,6 +26,11 @@ def _lazy(module: str, attr: str) -> Callable[..., Any]:
 app.command("env")(_lazy("env", "env"))
 app.command("models")(_lazy("models", "models"))
 app.command("convert")(_lazy("models", "convert"))
+app.command("synth")(_lazy("synth", "synth"))
+app.command("pretrain")(_lazy("pretrain", "pretrain"))
+app.command("tasks")(_lazy("tasks", "tasks"))
+app.command("eval")(_lazy("tasks", "eval_cmd"))
+app.command("train")(_lazy("tasks", "train_cmd"))
 
 
 def main() -> None:

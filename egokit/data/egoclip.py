@@ -199,8 +199,14 @@ def read_egoclip_csv(
         clip_start=floats("clip_start"),
         clip_end=floats("clip_end"),
         clip_text=cols["clip_text"],
-        tag_verb=[parse_tag_list(t, num_verbs, f"{path}:{n}: column tag_verb") for t, n in zip(cols["tag_verb"], lines)],
-        tag_noun=[parse_tag_list(t, num_nouns, f"{path}:{n}: column tag_noun") for t, n in zip(cols["tag_noun"], lines)],
+        tag_verb=[
+            parse_tag_list(t, num_verbs, f"{path}:{n}: column tag_verb")
+            for t, n in zip(cols["tag_verb"], lines)
+        ],
+        tag_noun=[
+            parse_tag_list(t, num_nouns, f"{path}:{n}: column tag_noun")
+            for t, n in zip(cols["tag_noun"], lines)
+        ],
         line=line,
         num_verbs=num_verbs,
         num_nouns=num_nouns,

@@ -55,7 +55,9 @@ def _clip(value: Any, where: str) -> ClipRecord:
         raise DataError(f"{where}: expected a clip record object, got {type(value).__name__}")
     for name in ("video_uid", "clip_start", "clip_end", "clip_text"):
         if name not in value:
-            raise DataError(f"{where}: missing field {name!r}; clip records need video_uid, clip_start, clip_end, clip_text")
+            raise DataError(
+                f"{where}: missing field {name!r}; clip records need video_uid, clip_start, clip_end, clip_text"
+            )
     uid, text = value["video_uid"], value["clip_text"]
     if not isinstance(uid, str) or not uid or "/" in uid or uid in (".", ".."):
         raise DataError(f"{where}.video_uid: {uid!r} is not a valid video id")

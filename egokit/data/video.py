@@ -3,8 +3,9 @@
 Timing model
     Times are seconds from the first frame of the stream (``pts * time_base`` minus the stream start time). The
     real stream rate and timestamps are used, never an assumed 30 fps. A time maps to the frame whose
-    presentation interval contains it: the last frame with ``pts <= t`` (the last frame extends to the stream
-    duration). ``read_clip`` lays the nominal frame grid of the stream's average rate over ``[start, end)``,
+    presentation interval contains it: the last frame with ``pts <= t``; the last frame of a file counts for one
+    nominal frame period, and later times raise (a range beyond the video, or a truncated file whose header still
+    claims the full length, is an error, never padded). ``read_clip`` lays the nominal frame grid of the stream's average rate over ``[start, end)``,
     samples grid slots with :func:`egokit.data.sampling.sample_frame_indices` and returns, for each slot, the frame
     shown at the slot's middle. On a constant-rate stream slot ``i`` is exactly frame ``i``; on a variable-rate
     stream it is the frame on screen at that point of the grid.
@@ -25,8 +26,11 @@ Cost
     Each file touched is opened once, seeked once to the key frame at or before the first wanted frame, and
     decoded forward until the frame after the last wanted one (needed to know where a frame's display interval
     ends on variable-rate streams). Only kept frames are converted to RGB, resized on conversion by swscale when
-    ``short_side`` is given. Decoding is single-threaded: on 2 cores, frame threading only adds pipeline delay to
-    short seek-and-decode runs (measured with ``bench/decode.py --thread-type``).
+    ``short_side`` is given. Decoder threading is left at PyAV's default (slice threads, which single-slice x264
+    streams do not use): frame threading (``thread_type='AUTO'``) gave no gain on 2 cores for random 256-px clips
+    (``bench/decode.py --thread-type AUTO``: 11.9 vs 11.9 clips/s at 4 frames, 11.1 vs 12.0 at 16 frames).
+    If the demuxer's seek lands after the first wanted frame (possible with B-frames when an index is by decode
+    time), the reader seeks to the previous key frame instead of returning a later frame.
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ def read_clip(
     For a :class:`ChunkedVideo` the times are absolute times of the full video. ``sampling`` is ``'uniform'``
     (bin middles, deterministic) or ``'rand'`` (uniform within each bin, drawn from ``rng``). ``short_side``
     resizes the shorter frame side to that many pixels during RGB conversion, keeping the aspect ratio.
-    ``thread_type`` (``'AUTO'``, ``'FRAME'``, ``'SLICE'``) enables FFmpeg decoder threads; off by default.
+    ``thread_type`` (``'AUTO'``, ``'FRAME'``, ``'SLICE'``) overrides PyAV's decoder threading (see module doc).
     """
     label = f"[{start:.3f}, {end:.3f}) s"
     if not (0 <= start < end and math.isfinite(end)):

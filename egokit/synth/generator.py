@@ -198,7 +198,9 @@ def build_questions(plans: list[VideoPlan], count: int, seed: int) -> dict[str, 
     while len(questions) < count:
         attempts += 1
         if attempts > 50 * count + 100:
-            raise ConfigError(f"could only build {len(questions)} of {count} questions; use longer or more --val-videos")
+            raise ConfigError(
+                f"could only build {len(questions)} of {count} questions; use longer or more --val-videos"
+            )
         qtype = 1 if len(questions) < n_inter else 2
         v, c = pool[int(rng.integers(len(pool)))]
         query = plans[v].clips[c]
@@ -289,7 +291,7 @@ def generate(
         val_videos=len(val),
         clips=len(rows),
         straddling_clips=straddling,
-        questions={"inter": sum(q["types"] == 1 for q in questions.values()), "intra": sum(q["types"] == 2 for q in questions.values())},
+        questions={name: sum(q["types"] == t for q in questions.values()) for name, t in (("inter", 1), ("intra", 2))},
         vocab_size=len(tokenizer),
         chunks=sum(results[n][1] for n in range(total)),
     )

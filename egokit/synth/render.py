@@ -74,6 +74,8 @@ class Renderer:
         self.sleeve = np.array(scene.table, dtype=np.float32) * 0.45 + np.array([20, 20, 40], dtype=np.float32)
         self.arm_base = (scene.aspect / 2 + scene.hand_side * 0.3 * scene.aspect, 1.25)
         self.rest = (scene.aspect / 2 + scene.hand_side * 0.28 * scene.aspect, 1.02)
+        self._static: np.ndarray = self.background
+        self._static_key: tuple | None = None
 
     # ---------------------------------------------------------------- static layer
     def _background(self) -> np.ndarray:
@@ -140,27 +142,44 @@ class Renderer:
 
     # ---------------------------------------------------------------- drawing
     def frame(self, t: float) -> np.ndarray:
-        """RGB uint8 ``(height, width, 3)`` frame at time ``t``."""
+        """RGB uint8 ``(height, width, 3)`` frame at time ``t``.
+
+        Objects at rest are drawn on a cached static layer (rebuilt only when their poses change, i.e. at action
+        boundaries); the moving object, drawn on top, and the arm are drawn per frame. The cache is keyed on the
+        poses, so a frame never depends on which frames were rendered before it.
+        """
         states, active = self.states_at(t)
+        moving = self.actions[active].obj if active is not None else None
+        key = tuple((i, s) for i, s in enumerate(states) if i != moving)
+        if key != self._static_key:
+            self._static, self._static_key = self._static_layer(key), key
         dx, dy = self.drift_at(t)
         m = self.margin
-        img = self.background[m + dy : m + dy + self.height, m + dx : m + dx + self.width].copy()
+        img = self._static[m + dy : m + dy + self.height, m + dx : m + dx + self.width].copy()
         off = (-dx, -dy)
-        order = sorted(range(len(states)), key=lambda i: object_geometry(self.scene.objects[i], states[i])[4])
-        for i in order:
-            self._shadow(img, self.scene.objects[i], states[i], off)
-        for i in order:
-            self._object(img, self.scene.objects[i], states[i], off)
-        hx, hy = self.hand_at(t, states, active)
-        self._arm(img, (hx, hy), off)
+        if moving is not None:
+            self._shadow(img, self.scene.objects[moving], states[moving], off)
+            self._object(img, self.scene.objects[moving], states[moving], off)
+        self._arm(img, self.hand_at(t, states, active), off)
         return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
-    def _window(self, cx: float, cy: float, rx: float, ry: float, off: tuple[int, int]):
-        """Pixel slices and world coordinates of the box ``centre +- radius`` (None if off screen)."""
+    def _static_layer(self, posed: tuple[tuple[int, ObjectState], ...]) -> np.ndarray:
+        """Background plus the resting objects (far ones first) and their shadows, on the drift canvas."""
+        img = self.background.copy()
+        off = (self.margin, self.margin)
+        order = sorted(posed, key=lambda item: object_geometry(self.scene.objects[item[0]], item[1])[4])
+        for i, state in order:
+            self._shadow(img, self.scene.objects[i], state, off)
+        for i, state in order:
+            self._object(img, self.scene.objects[i], state, off)
+        return img
+
+    def _window(self, cx: float, cy: float, rx: float, ry: float, off: tuple[int, int], shape: tuple[int, ...]):
+        """Pixel slices and world coordinates of the box ``centre +- radius`` in an image of ``shape``."""
         x0 = max(int(math.floor((cx - rx) * self.px)) + off[0] - 1, 0)
-        x1 = min(int(math.ceil((cx + rx) * self.px)) + off[0] + 1, self.width)
+        x1 = min(int(math.ceil((cx + rx) * self.px)) + off[0] + 1, shape[1])
         y0 = max(int(math.floor((cy - ry) * self.px)) + off[1] - 1, 0)
-        y1 = min(int(math.ceil((cy + ry) * self.px)) + off[1] + 1, self.height)
+        y1 = min(int(math.ceil((cy + ry) * self.px)) + off[1] + 1, shape[0])
         if x0 >= x1 or y0 >= y1:
             return None
         xs = (np.arange(x0, x1, dtype=np.float32) - off[0] + 0.5) / self.px
@@ -179,7 +198,7 @@ class Renderer:
         cx, _, hw, hh, base = object_geometry(obj, state)
         shrink = 1 - 0.45 * state.lift
         rx, ry = 1.15 * hw * shrink, 0.22 * hh * shrink
-        win = self._window(cx, base, rx, ry, off)
+        win = self._window(cx, base, rx, ry, off, img.shape)
         if win is None:
             return
         where, xs, ys = win
@@ -189,8 +208,8 @@ class Renderer:
 
     def _object(self, img: np.ndarray, obj: SceneObject, state: ObjectState, off: tuple[int, int]) -> None:
         cx, cy, hw, hh, _ = object_geometry(obj, state)
-        gap = 0.8 * state.open  # halves move apart by this much (in half-widths)
-        win = self._window(cx, cy, hw * (1 + gap / 2), hh, off)
+        gap = 1.2 * state.open  # halves move apart by this much (in half-widths)
+        win = self._window(cx, cy, hw * (1 + gap / 2), hh, off, img.shape)
         if win is None:
             return
         where, xs, ys = win
@@ -213,9 +232,17 @@ class Renderer:
             colour = np.where(inner, colour * 0.45, colour)
         self._blend(img, where, alpha, colour)
 
-    def _capsule(self, img: np.ndarray, p: tuple[float, float], q: tuple[float, float], r: float, colour: np.ndarray, off: tuple[int, int]) -> None:
+    def _capsule(
+        self,
+        img: np.ndarray,
+        p: tuple[float, float],
+        q: tuple[float, float],
+        r: float,
+        colour: np.ndarray,
+        off: tuple[int, int],
+    ) -> None:
         cx, cy = (p[0] + q[0]) / 2, (p[1] + q[1]) / 2
-        win = self._window(cx, cy, abs(q[0] - p[0]) / 2 + r, abs(q[1] - p[1]) / 2 + r, off)
+        win = self._window(cx, cy, abs(q[0] - p[0]) / 2 + r, abs(q[1] - p[1]) / 2 + r, off, img.shape)
         if win is None:
             return
         where, xs, ys = win
@@ -231,5 +258,6 @@ class Renderer:
         self._capsule(img, base, wrist, 0.07, self.sleeve, off)
         self._capsule(img, wrist, hand, 0.045, self.skin, off)
         side = self.scene.hand_side
-        self._capsule(img, (hand[0] + 0.02 * side, hand[1] + 0.01), (hand[0] - 0.03 * side, hand[1] - 0.02), 0.045, self.skin * 0.95, off)
+        palm = ((hand[0] + 0.02 * side, hand[1] + 0.01), (hand[0] - 0.03 * side, hand[1] - 0.02))
+        self._capsule(img, *palm, 0.045, self.skin * 0.95, off)
 

@@ -20,6 +20,7 @@ __all__ = ["Action", "ObjectState", "Scene", "SceneObject", "apply_verb", "plan_
 SLIDE_STEP = 0.15  # x change of a slide, in frame heights
 MAX_SLIDE = 1  # slide offset stays in -1..1 steps
 MAX_DEPTH = 1  # depth level stays in -1..1
+_SKINS = ((224, 172, 138), (198, 134, 96), (141, 85, 60), (241, 194, 160))
 
 
 @dataclass(frozen=True)
@@ -121,10 +122,10 @@ def random_scene(rng: np.random.Generator, aspect: float, num_objects: int = 3) 
         texture=str(rng.choice(["plain", "stripes", "checker", "noise"])),
         texture_scale=float(rng.uniform(0.05, 0.12)),
         texture_seed=int(rng.integers(2**31)),
-        skin=tuple(int(c) for c in rng.choice([(224, 172, 138), (198, 134, 96), (141, 85, 60), (241, 194, 160)])),  # type: ignore[arg-type]
+        skin=_SKINS[int(rng.integers(len(_SKINS)))],
         hand_side=float(rng.choice([-1.0, 1.0], p=[0.2, 0.8])),
         objects=objects,
-        drift=(float(rng.uniform(1, 4)), float(rng.uniform(0.5, 2)), float(rng.uniform(6, 14)), float(rng.uniform(0, 6.3))),
+        drift=tuple(float(rng.uniform(lo, hi)) for lo, hi in ((1, 4), (0.5, 2), (6, 14), (0, 6.3))),  # type: ignore[arg-type]
         shake=float(rng.uniform(0.0, 0.6)),
     )
 

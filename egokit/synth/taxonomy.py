@@ -61,7 +61,9 @@ class Noun:
 
 def nouns() -> tuple[Noun, ...]:
     """All shape x colour nouns; index = colour_index * len(SHAPES) + shape_index."""
-    return tuple(Noun(c * len(SHAPES) + s, colour, shape) for c, (colour, _) in enumerate(COLOURS) for s, shape in enumerate(SHAPES))
+    return tuple(
+        Noun(c * len(SHAPES) + s, colour, shape) for c, (colour, _) in enumerate(COLOURS) for s, shape in enumerate(SHAPES)
+    )
 
 
 def noun_index(colour: str, shape: str) -> int:
@@ -72,7 +74,9 @@ def noun_index(colour: str, shape: str) -> int:
 def taxonomy_json() -> dict:
     """The content of ``taxonomy.json``: verbs and nouns with their class indices."""
     return {
-        "verbs": [{"index": i, "name": v.name, "phrase": v.phrase, "opposite": v.opposite} for i, v in enumerate(VERBS)],
+        "verbs": [
+            {"index": i, "name": v.name, "phrase": v.phrase, "opposite": v.opposite} for i, v in enumerate(VERBS)
+        ],
         "nouns": [{"index": n.index, "name": n.name, "colour": n.colour, "shape": n.shape} for n in nouns()],
         "colours": {name: list(rgb) for name, rgb in COLOURS},
     }

@@ -86,8 +86,11 @@ def _encode_one(
     options = {
         "crf": str(crf),
         "preset": preset,
+        # one thread: the workers already use the cores. mbtree=0: with macroblock-tree rate control the same
+        # frames gave different bytes from run to run (measured, PyAV 18 / libx264 here), breaking same seed ->
+        # same video; without it 25 of 25 encodes were identical
         "threads": "1",
-        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:mbtree=0:threads=1:lookahead-threads=1",
     }
     with av.open(path, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps), options=options)

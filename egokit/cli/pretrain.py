@@ -1,0 +1,20 @@
+"""``egokit pretrain RECIPE [key=value ...]``."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from egokit.cli.common import console
+
+
+def pretrain(
+    recipe: str = typer.Argument(..., help="YAML recipe, e.g. recipes/egoclip.yaml or recipes/demo.yaml."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides, e.g. optim.lr=1e-4 data.root=/data."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="'latest' (this run's newest checkpoint) or a checkpoint folder."),
+) -> None:
+    """Pretrain with EgoNCE + MLM + VTM (Accelerate: run under `accelerate launch` for several processes)."""
+    from egokit.engine.pretrain import pretrain as run
+
+    run(recipe, overrides or [], resume=resume, console=console)

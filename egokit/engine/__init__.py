@@ -1,0 +1,1 @@
+"""Training/evaluation machinery shared by the pretraining recipe and the task plugins."""

@@ -1,0 +1,111 @@
+"""Training checkpoints that are never partial on disk.
+
+Each checkpoint is a folder written under a temporary name and renamed into place (an atomic operation on POSIX),
+then ``latest`` (a one-line pointer file) is replaced atomically. A killed run therefore leaves either the previous
+checkpoint or the new one, never a half-written folder under a real name. The folder is also a loadable egokit
+model (``config.json`` + ``model.safetensors`` + tokenizer), plus ``training_state.pt`` (optimizer, scheduler,
+position, recipe) and per-rank RNG states, all readable with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from egokit.checkpoint import save_pretrained
+from egokit.errors import CheckpointError
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def save_training_checkpoint(root: Path, step: int, *, model, tokenizer, training_state: dict[str, Any],
+                             rank: int, world_size: int, barrier, keep: int = 2) -> Path:
+    """Write ``root/step-N`` atomically (all ranks call this; rank 0 writes the shared files)."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    barrier()
+    torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
+    if rank == 0:
+        save_pretrained(model, tmp, tokenizer=tokenizer)
+        torch.save(training_state, tmp / "training_state.pt")
+    barrier()
+    if rank == 0:
+        (tmp / "COMPLETE").write_text(f"{world_size}\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        pointer = root / ".latest.tmp"
+        pointer.write_text(final.name + "\n")
+        os.replace(pointer, root / "latest")
+        for old in sorted(list_checkpoints(root))[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier()
+    return final
+
+
+def remove_stale_temporaries(root: Path) -> None:
+    """Delete ``.tmp-step-*`` folders left by a run killed while writing a checkpoint."""
+    if root.is_dir():
+        for tmp in root.glob(".tmp-step-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / "COMPLETE").is_file()]
+    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
+
+
+def resolve_resume(run_dir: Path, resume: str) -> Path:
+    """``latest`` -> newest complete checkpoint of ``run_dir``; otherwise a checkpoint folder path."""
+    if resume == "latest":
+        root = run_dir / "checkpoints"
+        pointer = root / "latest"
+        if pointer.is_file():
+            candidate = root / pointer.read_text().strip()
+            if (candidate / "COMPLETE").is_file():
+                return candidate
+        found = list_checkpoints(root)
+        if not found:
+            raise CheckpointError(f"--resume latest: no complete checkpoint under {root}")
+        return found[-1]
+    path = Path(resume)
+    if not (path / "COMPLETE").is_file() or not (path / "training_state.pt").is_file():
+        raise CheckpointError(f"--resume {resume}: not a complete egokit training checkpoint folder")
+    return path
+
+
+def load_training_state(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    state = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=True)
+    rng_path = folder / f"rng-rank{rank}.pt"
+    rng = torch.load(rng_path, map_location="cpu", weights_only=True) if rng_path.is_file() else None
+    return state, rng

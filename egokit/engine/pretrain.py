@@ -1,0 +1,329 @@
+"""``egokit pretrain``: EgoNCE + MLM + VTM on EgoClip-format data with Accelerate.
+
+Resumable (``--resume latest``) with bit-identical continuation: data order and augmentation are functions of
+(seed, epoch, index), MLM masks of (seed, epoch, index, slot), VTM sampling of (seed, step), and the torch RNG
+(dropout) is restored from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from rich.console import Console
+from rich.progress import TextColumn
+from rich.table import Table
+from torch.utils.data import DataLoader
+
+from egokit.engine.checkpointing import (load_training_state, remove_stale_temporaries, resolve_resume,
+                                         save_training_checkpoint, set_rng_state)
+from egokit.engine.logging import RunLogger
+from egokit.engine.objective import PretrainObjective
+from egokit.engine.optim import adamw, param_groups, warmup_cosine
+from egokit.engine.pretrain_recipe import PretrainRecipe
+from egokit.engine.progress import make_progress
+from egokit.engine.sampler import ResumableBatchSampler
+from egokit.errors import ConfigError
+from egokit.recipes import load_recipe, to_dict
+from egokit.results import run_metadata, write_json_atomic
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX") else "no"
+    return {"fp32": "no"}.get(precision, precision)
+
+
+def build_model(recipe: PretrainRecipe, vocab_size: int | None):
+    """The model to pretrain: a checkpoint, or a registry config (+ ViT/RoBERTa initialisation)."""
+    from egokit.checkpoint import load_model
+    from egokit.models import EgoVLPv2, get_config
+    from egokit.models.backbone_init import init_text_from_roberta, init_video_from_vit
+
+    m = recipe.model
+    overrides = dict(m.overrides)
+    overrides.setdefault("num_frames", recipe.data.num_frames)
+    if m.checkpoint:
+        model = load_model(m.checkpoint, **overrides)
+    else:
+        if vocab_size is not None and "vocab_size" not in overrides:
+            overrides["vocab_size"] = vocab_size
+        model = EgoVLPv2(get_config(m.name, **overrides))
+        if m.vit:
+            init_video_from_vit(model, m.vit)
+        if m.roberta:
+            init_text_from_roberta(model, m.roberta)
+    model.config.preprocess.max_text_length = recipe.data.max_text_length
+    model.set_grad_checkpointing(m.gradient_checkpointing)
+    return model.train()
+
+
+def load_data_tokenizer(recipe: PretrainRecipe):
+    from egokit.tokenizer import load_tokenizer
+
+    d = recipe.data
+    if d.tokenizer:
+        return load_tokenizer(_under(d.root, d.tokenizer))
+    if recipe.model.checkpoint and (Path(recipe.model.checkpoint) / "tokenizer").is_dir():
+        return load_tokenizer(Path(recipe.model.checkpoint) / "tokenizer")
+    if d.root and (Path(d.root) / "tokenizer").is_dir():
+        return load_tokenizer(Path(d.root) / "tokenizer")
+    return load_tokenizer("roberta-base")
+
+
+def _under(root: str | None, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() or root is None or p.exists() else Path(root) / p
+
+
+@dataclass
+class PretrainResult:
+    run_dir: Path
+    steps: int
+    final_losses: dict[str, float]
+    eval_metrics: dict[str, Any] | None
+    model_dir: Path | None
+
+
+def pretrain(recipe_path: str | None, overrides: Sequence[str] = (), *, resume: str | None = None,
+             console: Console | None = None, stop_after: int | None = None) -> PretrainResult:
+    """Run (or resume) a pretraining recipe. ``stop_after`` ends the process's loop early (tests, profiling)."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    from egokit.engine.accel import make_accelerator
+
+    from egokit.data.egoclip import EgoClipDataset
+    from egokit.data.robust import FailureReport, RobustDataset
+    from egokit.data.text import PretrainCollator
+    from egokit.data.transforms import TrainTransform
+    from egokit.engine.features import prepare_video
+
+    console = console or Console()
+    recipe = load_recipe(PretrainRecipe, recipe_path, overrides)
+    if recipe.data.root is None:
+        raise ConfigError("data.root is not set: pass data.root=/path/to/egoclip (folder with egoclip.csv and videos/)")
+    if recipe.data.policy not in ("strict", "lax"):
+        raise ConfigError(f"data.policy must be strict or lax, got {recipe.data.policy!r}")
+    probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(recipe.train.precision, probe)
+    unused = not (recipe.loss.mlm and recipe.loss.vtm)
+    accelerator = make_accelerator(mixed_precision=precision, gradient_accumulation_steps=recipe.train.grad_accum,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)])
+    rank, world = accelerator.process_index, accelerator.num_processes
+    run_dir = Path(recipe.output_dir)
+    resolved = to_dict(recipe)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir / "checkpoints")
+        write_json_atomic(run_dir / "recipe.json", {"recipe": resolved, "source": recipe_path,
+                                                     "overrides": list(overrides), "environment": run_metadata()})
+    torch.manual_seed(recipe.train.seed + rank)
+
+    tokenizer = load_data_tokenizer(recipe)
+    model = build_model(recipe, vocab_size=len(tokenizer))
+    if len(tokenizer) > model.config.vocab_size:
+        raise ConfigError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {model.config.vocab_size}")
+    d = recipe.data
+    dataset = EgoClipDataset(_under(d.root, d.egoclip), _under(d.root, d.videos), num_frames=d.num_frames,
+                             chunk_seconds=d.chunk_seconds, transform=TrainTransform(model.config.image_size),
+                             scene_negatives=d.neg_window is not None, neg_window=d.neg_window,
+                             short_side=d.short_side, seed=recipe.train.seed)
+    dataset = RobustDataset(dataset, policy=d.policy, seed=recipe.train.seed)
+    sampler = ResumableBatchSampler(len(dataset), d.batch_size, seed=recipe.train.seed, rank=rank, world_size=world)
+    collate = PretrainCollator(tokenizer, max_length=d.max_text_length, mlm_probability=d.mlm_probability,
+                               seed=recipe.train.seed)
+    steps_per_epoch = sampler.steps_per_epoch() // recipe.train.grad_accum
+    total_steps = recipe.train.max_steps or recipe.train.epochs * steps_per_epoch
+    if total_steps < 1:
+        raise ConfigError("the recipe trains for 0 steps: check train.epochs/max_steps and the dataset size")
+
+    objective = PretrainObjective(model, temperature=recipe.loss.temperature,
+                                  weights=(recipe.loss.egonce, recipe.loss.mlm, recipe.loss.vtm),
+                                  use_verb=recipe.loss.verb, use_noun=recipe.loss.noun,
+                                  doubled=d.neg_window is not None)
+    o = recipe.optim
+    groups = param_groups(model, o.lr, o.weight_decay, lr_mult_head=o.lr_mult_head, lr_mult_cross=o.lr_mult_cross)
+    optimizer = adamw(groups, lr=o.lr, betas=o.betas, eps=o.eps, device=accelerator.device)
+    scheduler = warmup_cosine(optimizer, int(o.warmup * total_steps), total_steps, o.schedule)
+
+    step, epoch, micro = 0, 0, 0  # optimizer steps, epoch, micro-batches consumed in this epoch
+    if resume:
+        folder = resolve_resume(run_dir, resume)
+        from egokit.checkpoint import load_pretrained
+
+        model.load_state_dict(load_pretrained(folder).state_dict())
+        state, rng = load_training_state(folder, rank)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, epoch, micro = state["step"], state["epoch"], state["micro_batch"]
+        if rng is not None:
+            set_rng_state(rng)
+        console.print(f"resumed from {folder} at step {step} (epoch {epoch}, batch {micro})")
+
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    logger = RunLogger(run_dir, enabled=accelerator.is_main_process)
+    failures = FailureReport()
+    eval_metrics = None
+    last: dict[str, float] = {}
+    clips_seen, wait_time, step_time = 0, 0.0, 0.0
+    started = time.perf_counter()
+    progress = make_progress(console, not accelerator.is_main_process, TextColumn("{task.fields[stats]}"))
+    with progress:
+        bar = progress.add_task("pretraining", total=total_steps, completed=step, stats="")
+        while step < total_steps:
+            if micro >= sampler.steps_per_epoch():
+                epoch, micro = epoch + 1, 0
+            sampler.set_position(epoch, micro)
+            dataset.set_epoch(epoch)
+            loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers,
+                                pin_memory=accelerator.device.type == "cuda",
+                                prefetch_factor=4 if d.num_workers else None)
+            t0 = time.perf_counter()
+            for batch in loader:
+                t1 = time.perf_counter()
+                micro += 1
+                failures.update(batch)
+                video = prepare_video(batch["video"], model, accelerator.device)
+                tensors = {k: batch[k].to(accelerator.device, non_blocking=True)
+                           for k in ("input_ids", "attention_mask", "mlm_input_ids", "mlm_labels", "verb", "noun")}
+                with accelerator.accumulate(objective), accelerator.autocast():
+                    out = objective(video=video, vtm_seed=_step_seed(recipe.train.seed, epoch, micro), **tensors)
+                    accelerator.backward(out["loss"])
+                    if o.clip_grad and accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(objective.parameters(), o.clip_grad)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                wait_time += t1 - t0
+                clips_seen += video.shape[0] * world
+                if not accelerator.sync_gradients:
+                    t0 = time.perf_counter()
+                    step_time += t0 - t1
+                    continue
+                scheduler.step()
+                step += 1
+                last = _reduce_terms(out, world)
+                lr = scheduler.get_last_lr()[0]
+                step_time += time.perf_counter() - t0
+                progress.update(bar, advance=1, stats=_stats_text(last, lr, clips_seen, step_time, wait_time))
+                if step % recipe.train.log_every == 0 or step == total_steps:
+                    logger.log(step, {**{f"loss/{k}": v for k, v in last.items()}, "lr": lr,
+                                      "clips_per_s": clips_seen / max(step_time, 1e-9),
+                                      "data_wait_share": wait_time / max(step_time, 1e-9), "epoch": epoch})
+                if recipe.eval.egomcq and recipe.eval.every and step % recipe.eval.every == 0 and step < total_steps:
+                    eval_metrics = _evaluate(recipe, accelerator, objective, tokenizer, console)
+                    logger.log(step, _flat_eval(eval_metrics))
+                if step % recipe.train.checkpoint_every == 0 or step == total_steps:
+                    _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer,
+                                scheduler, resolved, recipe.train.keep_checkpoints)
+                if stop_after is not None and step >= stop_after:
+                    logger.close()
+                    return PretrainResult(run_dir, step, last, None, None)
+                if step >= total_steps:
+                    break
+                t0 = time.perf_counter()
+    model_dir = None
+    unwrapped = accelerator.unwrap_model(objective).model
+    if recipe.eval.egomcq:
+        eval_metrics = _evaluate(recipe, accelerator, objective, tokenizer, console)
+        logger.log(step, _flat_eval(eval_metrics))
+    if accelerator.is_main_process:
+        from egokit.checkpoint import save_pretrained
+
+        model_dir = save_pretrained(unwrapped, run_dir / "model", tokenizer=tokenizer)
+        summary = {"steps": step, "seconds": time.perf_counter() - started, "final_losses": last,
+                   "clips_per_s": clips_seen / max(step_time, 1e-9),
+                   "data_wait_share": wait_time / max(step_time, 1e-9), "failed_samples": failures.total,
+                   "egomcq": eval_metrics}
+        write_json_atomic(run_dir / "results.json", {"summary": summary, "recipe": resolved,
+                                                      "environment": run_metadata()})
+        _print_summary(console, summary, failures)
+    logger.close()
+    return PretrainResult(run_dir, step, last, eval_metrics, model_dir)
+
+
+def _step_seed(seed: int, epoch: int, micro: int) -> int:
+    """VTM sampling seed: a function of the data position only, so resumed runs draw the same pairs."""
+    return (seed * 1_000_003 + epoch * 10_007 + micro) % (2**62)
+
+
+def _reduce_terms(out: dict[str, torch.Tensor], world: int) -> dict[str, float]:
+    keys = [k for k in ("loss", "egonce", "mlm", "vtm") if k in out]
+    values = torch.stack([out[k].detach().float() for k in keys])
+    if world > 1:
+        torch.distributed.all_reduce(values)
+        values = values / world
+    terms = dict(zip(keys, values.tolist()))
+    if "vtm_pairs" in out:
+        acc = torch.stack([out["vtm_accuracy_sum"], out["vtm_pairs"]])
+        if world > 1:
+            torch.distributed.all_reduce(acc)
+        terms["vtm_acc"] = float(acc[0] / acc[1].clamp_min(1))
+    return terms
+
+
+def _stats_text(terms: dict[str, float], lr: float, clips: int, step_time: float, wait: float) -> str:
+    parts = [f"{k} {v:.3f}" for k, v in terms.items() if k != "vtm_acc"]
+    return " ".join(parts) + f" lr {lr:.2e} {clips / max(step_time, 1e-9):.1f} clips/s wait {100 * wait / max(step_time, 1e-9):.0f}%"
+
+
+def _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer, scheduler,
+                resolved, keep) -> None:
+    inner = getattr(optimizer, "optimizer", optimizer)  # AcceleratedOptimizer wraps the torch optimizer
+    state = {"step": step, "epoch": epoch, "micro_batch": micro, "optimizer": inner.state_dict(),
+             "scheduler": scheduler.state_dict(), "recipe": resolved}
+    save_training_checkpoint(run_dir / "checkpoints", step, model=accelerator.unwrap_model(objective).model,
+                             tokenizer=tokenizer, training_state=state, rank=accelerator.process_index,
+                             world_size=accelerator.num_processes, barrier=accelerator.wait_for_everyone, keep=keep)
+
+
+def _evaluate(recipe: PretrainRecipe, accelerator, objective, tokenizer, console) -> dict[str, Any]:
+    """EgoMCQ with the in-memory model, through the installed ``egomcq`` task plugin."""
+    from egokit.tasks.context import TaskContext
+    from egokit.tasks.registry import get_task
+
+    model = accelerator.unwrap_model(objective).model
+    was_training = model.training
+    model.eval()
+    ctx = TaskContext(accelerator=accelerator, checkpoint=None, options={
+        "data": recipe.eval.egomcq, "num_frames": recipe.eval.num_frames, "batch_size": recipe.eval.batch_size,
+        "num_workers": recipe.data.num_workers, "limit": recipe.eval.limit, "chunk_seconds": recipe.data.chunk_seconds},
+        output_dir=Path(recipe.output_dir), console=console, model=model, tokenizer=tokenizer)
+    if recipe.eval.num_frames != model.config.num_frames:
+        raise ConfigError("eval.num_frames must equal the training frame count for in-run evaluation; "
+                          "evaluate other frame counts afterwards with `egokit eval egomcq --ckpt RUN/model`")
+    with torch.no_grad(), accelerator.autocast():
+        result = get_task("egomcq").evaluate(ctx)
+    model.train(was_training)
+    if accelerator.is_main_process:
+        m = result["metrics"]
+        console.print("EgoMCQ " + ", ".join(f"{s} inter {m[s]['inter']:.1f} / intra {m[s]['intra']:.1f}"
+                                            for s in ("dual", "vtm", "ensemble")))
+    return result["metrics"]
+
+
+def _flat_eval(metrics: dict[str, Any]) -> dict[str, float]:
+    return {f"egomcq/{s}_{k}": v for s in ("dual", "vtm", "ensemble") for k, v in metrics[s].items()}
+
+
+def _print_summary(console: Console, summary: dict[str, Any], failures) -> None:
+    table = Table(title="pretraining summary", show_header=False)
+    table.add_row("steps", str(summary["steps"]))
+    table.add_row("wall time", f"{summary['seconds']:.0f} s")
+    table.add_row("throughput", f"{summary['clips_per_s']:.1f} clips/s")
+    table.add_row("data wait", f"{100 * summary['data_wait_share']:.0f} %")
+    for k, v in summary["final_losses"].items():
+        table.add_row(f"final {k}", f"{v:.4f}")
+    table.add_row("failed samples", str(summary["failed_samples"]))
+    if summary["egomcq"]:
+        for s in ("dual", "vtm", "ensemble"):
+            m = summary["egomcq"][s]
+            table.add_row(f"EgoMCQ {s}", f"inter {m['inter']:.1f} % / intra {m['intra']:.1f} %")
+    console.print(table)
+    if failures.total:
+        console.print(failures.to_table())

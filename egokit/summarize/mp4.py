@@ -1,0 +1,58 @@
+"""Re-encode the selected shots, in time order, into one H.264 mp4 (PyAV)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from egokit.errors import VideoDecodeError
+from egokit.summarize.shots import Shot
+
+
+def write_summary_mp4(source: str | Path, shots: Sequence[Shot], path: str | Path, *, crf: int = 23) -> Path:
+    """Copy the frames whose time falls inside a selected shot into ``path`` (yuv420p, source frame rate).
+
+    The source is decoded once, front to back; frames outside the selection are dropped without conversion.
+    """
+    source, path = Path(source), Path(path)
+    spans = sorted((s.start, s.end) for s in shots)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    try:
+        with av.open(str(source)) as src, av.open(tmp, mode="w", format="mp4") as dst:
+            if not src.streams.video:
+                raise VideoDecodeError(f"{source}: no video stream")
+            stream = src.streams.video[0]
+            rate = Fraction(stream.average_rate or 30).limit_denominator(1001)
+            out = dst.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": "veryfast"})
+            ctx = stream.codec_context
+            out.width, out.height = ctx.width - ctx.width % 2, ctx.height - ctx.height % 2
+            out.pix_fmt = "yuv420p"
+            out.time_base = 1 / rate
+            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            written = 0
+            for frame in src.decode(stream):
+                t = float(frame.pts * stream.time_base) - start if frame.pts is not None else None
+                if t is None or not any(a <= t < b for a, b in spans):
+                    continue
+                image = frame.reformat(width=out.width, height=out.height, format="yuv420p")
+                image.pts, image.time_base = written, out.time_base
+                dst.mux(out.encode(image))
+                written += 1
+            dst.mux(out.encode(None))
+        if written == 0:
+            raise VideoDecodeError(f"{source}: no frame fell inside the selected shots")
+        os.replace(tmp, path)
+    except av.error.FFmpegError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise VideoDecodeError(f"{source}: cannot re-encode the summary ({exc})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

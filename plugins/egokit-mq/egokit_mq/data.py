@@ -1,0 +1,139 @@
+"""Official Ego4D Moment Queries annotations and per-clip feature sequences.
+
+Annotations (``moments_{train,val}.json``): ``videos -> clips -> annotations -> labels`` with clip-relative
+``start_time`` / ``end_time`` and a ``label`` name; like the official conversion only ``primary`` labels are kept
+(a label without the field counts as primary). Classes come from a ``moment_classes_idx.json``-style map
+``name -> index``; a ``Background`` entry is ignored (the head has one sigmoid per real class). Features: one
+``(n_windows, D)`` file per clip from ``egokit embed``; step times are the window centres recorded in
+``embed_meta.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from egokit.embed import META_NAME
+from egokit.errors import DataError
+
+
+@dataclass(frozen=True)
+class Moment:
+    label: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class MQClip:
+    clip_uid: str
+    duration: float
+    moments: tuple[Moment, ...]
+
+
+def read_classes(path: str | Path) -> list[str]:
+    """Class names ordered by index, without ``Background``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"MQ class map not found: {path} (a moment_classes_idx.json: name -> index)")
+    mapping = json.loads(path.read_text())
+    names = [name for name, _ in sorted(mapping.items(), key=lambda kv: kv[1]) if name.lower() != "background"]
+    if not names:
+        raise DataError(f"{path}: no classes")
+    return names
+
+
+def read_annotations(path: str | Path) -> tuple[dict[str, Any], list[MQClip]]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"MQ annotation file not found: {path}")
+    data = json.loads(path.read_text())
+    if "videos" not in data:
+        raise DataError(f"{path}: not an official MQ file (no 'videos' list)")
+    clips: dict[str, MQClip] = {}
+    for v, video in enumerate(data["videos"]):
+        for c, clip in enumerate(video.get("clips", [])):
+            where = f"{path}: videos[{v}].clips[{c}]"
+            try:
+                uid = str(clip["clip_uid"])
+                duration = float(clip["video_end_sec"]) - float(clip["video_start_sec"])
+                moments = [Moment(str(lab["label"]), float(lab["start_time"]), float(lab["end_time"]))
+                           for ann in clip.get("annotations", []) for lab in ann.get("labels", [])
+                           if lab.get("primary", True)]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(f"{where}: malformed clip or label ({exc!r})") from None
+            if uid in clips:
+                moments = [*clips[uid].moments, *moments]
+            clips[uid] = MQClip(uid, duration, tuple(moments))
+    return data, list(clips.values())
+
+
+def ground_truth(clips: list[MQClip]) -> list[dict[str, Any]]:
+    """Records for ``egokit.metrics.mq_map`` / ``mq_recall``."""
+    return [{"clip_uid": c.clip_uid, "label": m.label, "start": m.start, "end": m.end} for c in clips for m in c.moments]
+
+
+class MQFeatures(Dataset):
+    """One item per clip: features (T, D), step centre times (T,), per-step class targets and boundary distances."""
+
+    def __init__(self, clips: list[MQClip], feature_dir: str | Path, classes: list[str]) -> None:
+        self.clips, self.dir, self.classes = clips, Path(feature_dir), classes
+        self.class_index = {name: i for i, name in enumerate(classes)}
+        meta_path = self.dir / META_NAME
+        if not meta_path.is_file():
+            raise DataError(f"{meta_path} not found: extract features with `egokit embed --recipe egovlpv2-mq`")
+        self.videos = json.loads(meta_path.read_text())["videos"]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        clip = self.clips[index]
+        entry = self.videos.get(clip.clip_uid)
+        if entry is None:
+            raise DataError(f"no features for clip {clip.clip_uid} in {self.dir}; re-run the extraction")
+        feats = torch.load(self.dir / entry["file"], map_location="cpu", weights_only=True).float()
+        times = (np.asarray(entry["window_starts"]) + np.asarray(entry["window_ends"])) / 2
+        labels, dist = targets(clip, times, self.class_index)
+        return {"video": feats, "times": torch.from_numpy(times).float(), "labels": labels, "dist": dist,
+                "index": index}
+
+
+def targets(clip: MQClip, times: np.ndarray, class_index: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per step: multi-hot classes of the moments containing its time and the (s, e) distances in seconds to the
+    boundaries of the shortest such moment (ActionFormer-style assignment; steps outside all moments: zeros)."""
+    labels = torch.zeros(len(times), len(class_index))
+    dist = torch.zeros(len(times), 2)
+    best = np.full(len(times), np.inf)
+    for m in clip.moments:
+        if m.label not in class_index:
+            continue
+        inside = (times >= m.start) & (times <= m.end)
+        labels[torch.from_numpy(inside), class_index[m.label]] = 1.0
+        shorter = inside & ((m.end - m.start) < best)
+        best[shorter] = m.end - m.start
+        idx = torch.from_numpy(np.flatnonzero(shorter))
+        dist[idx, 0] = torch.from_numpy(times[shorter] - m.start).float()
+        dist[idx, 1] = torch.from_numpy(m.end - times[shorter]).float()
+    return labels, dist
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    steps = max(len(b["video"]) for b in batch)
+    out = {"video": torch.zeros(len(batch), steps, batch[0]["video"].shape[1]),
+           "mask": torch.zeros(len(batch), steps, dtype=torch.bool),
+           "times": torch.zeros(len(batch), steps),
+           "labels": torch.zeros(len(batch), steps, batch[0]["labels"].shape[1]),
+           "dist": torch.zeros(len(batch), steps, 2)}
+    for i, b in enumerate(batch):
+        n = len(b["video"])
+        out["video"][i, :n], out["mask"][i, :n], out["times"][i, :n] = b["video"], True, b["times"]
+        out["labels"][i, :n], out["dist"][i, :n] = b["labels"], b["dist"]
+    out["index"] = torch.tensor([b["index"] for b in batch])
+    return out

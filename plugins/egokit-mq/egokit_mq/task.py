@@ -1,0 +1,197 @@
+"""``egokit train mq`` / ``egokit eval mq``: dual features via ``egokit embed``, anchor-free head, official metrics.
+
+Flow: the clips of the annotation files are embedded with the feature recipe (official ``egovlpv2-mq``: projected
+dual features, 16 frames per window, 1.87 windows/s) into ``features/<recipe>/`` (resumable, shared by later
+runs); the head is trained on train and evaluated once on val at the end. Deliberate difference from the official
+recipe: no hyper-parameter grid search or checkpoint selection on the reported split (spec §8.1 item 22).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from egokit.embed import embed_to_folder, get_recipe, items_from_annotations
+from egokit.embed.writer import atomic_save
+from egokit.errors import ConfigError
+from egokit.metrics import mq_map, mq_recall
+from egokit.recipes import build, read_yaml, to_dict
+from egokit.results import write_json_atomic
+from egokit_mq.data import MQClip, MQFeatures, collate, ground_truth, read_annotations, read_classes
+from egokit_mq.head import DetectionHead, decode, detection_loss
+
+HEAD_DIR = "mq_head"
+
+
+@dataclass
+class MQOptions:
+    data: Optional[str] = None  # folder with moments_{train,val}.json, moment_classes_idx.json, videos/
+    train_annotations: Optional[str] = None
+    val_annotations: Optional[str] = None
+    classes: Optional[str] = None
+    video_root: Optional[str] = None
+    features: Optional[str] = None  # feature cache root (default <output>/features)
+    feature_recipe: str = "egovlpv2-mq"
+    embed_batch_size: int = 32
+    head: Optional[str] = None
+    dim: int = 128
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.1
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    nms_threshold: float = 0.5
+    max_detections: int = 100
+    limit: Optional[int] = None
+
+    def path(self, explicit: Optional[str], name: str, what: str) -> Path:
+        if explicit:
+            return Path(explicit)
+        if self.data is None:
+            raise ConfigError(f"mq needs data=<folder with {name}> or {what}=")
+        return Path(self.data) / name
+
+    def annotation(self, split: str) -> Path:
+        explicit = self.train_annotations if split == "train" else self.val_annotations
+        return self.path(explicit, f"moments_{split}.json", f"{split}_annotations")
+
+
+def default_options() -> dict:
+    return read_yaml(Path(__file__).with_name("mq.yaml"))
+
+
+def _options(ctx) -> MQOptions:
+    return build(MQOptions, {**default_options(), **ctx.options}, where="mq")
+
+
+def _split(ctx, options: MQOptions, split: str, classes: list[str]) -> tuple[list[MQClip], MQFeatures]:
+    data, clips = read_annotations(options.annotation(split))
+    if options.limit is not None:
+        clips = clips[:options.limit]
+    recipe = get_recipe(options.feature_recipe)
+    folder = Path(options.features or ctx.output_dir / "features") / options.feature_recipe
+    wanted = {c.clip_uid for c in clips}
+    videos = Path(options.video_root) if options.video_root else options.path(None, "videos", "video_root")
+    items = [it for it in items_from_annotations(data, videos, str(options.annotation(split))) if it.uid in wanted]
+    model = ctx.load_model(num_frames=recipe.frames_per_window)
+    embed_to_folder(model, items, recipe, folder, batch_size=options.embed_batch_size, state=ctx.accelerator,
+                    console=ctx.console, show_progress=ctx.is_main)
+    return clips, MQFeatures(clips, folder, classes)
+
+
+def build_dataset(ctx, split: str = "train") -> MQFeatures:
+    options = _options(ctx)
+    classes = read_classes(options.path(options.classes, "moment_classes_idx.json", "classes"))
+    return _split(ctx, options, split, classes)[1]
+
+
+def _step(times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per clip, the mean spacing of its steps (seconds)."""
+    n = mask.sum(-1)
+    last = times.gather(1, (n - 1).clamp(min=0)[:, None])[:, 0]
+    return ((last - times[:, 0]) / (n - 1).clamp(min=1)).clamp(min=1e-3)
+
+
+@torch.no_grad()
+def predict(head: DetectionHead, dataset: MQFeatures, options: MQOptions) -> list[dict[str, Any]]:
+    head.eval()
+    device = next(head.parameters()).device
+    out = []
+    for batch in DataLoader(dataset, batch_size=options.batch_size, collate_fn=collate):
+        mask = batch["mask"].to(device)
+        logits, dist = head(batch["video"].to(device), mask)
+        steps = _step(batch["times"], batch["mask"])
+        for i, index in enumerate(batch["index"].tolist()):
+            clip = dataset.clips[index]
+            n = int(batch["mask"][i].sum())
+            for cls, start, end, score in decode(logits[i, :n].cpu(), dist[i, :n].cpu(), batch["times"][i, :n],
+                                                 float(steps[i]), clip.duration, nms_threshold=options.nms_threshold,
+                                                 max_detections=options.max_detections):
+                out.append({"clip_uid": clip.clip_uid, "label": dataset.classes[cls], "start": round(start, 4),
+                            "end": round(end, 4), "score": round(score, 6)})
+    return out
+
+
+def metrics_for(detections: list[dict[str, Any]], clips: list[MQClip]) -> dict[str, float]:
+    gt = ground_truth(clips)
+    return {**mq_map(detections, gt), **mq_recall(detections, gt, top_k=(1, 5), tiou_thresholds=(0.3, 0.5, 0.7))}
+
+
+def train(ctx) -> dict:
+    options = _options(ctx)
+    torch.manual_seed(ctx.seed)
+    classes = read_classes(options.path(options.classes, "moment_classes_idx.json", "classes"))
+    _, train_set = _split(ctx, options, "train", classes)
+    val_clips, val_set = _split(ctx, options, "val", classes)
+    if not ctx.is_main:
+        return {"metrics": {}, "config": to_dict(options)}
+    head = DetectionHead(train_set[0]["video"].shape[1], len(classes), options.dim, options.heads, options.layers,
+                         dropout=options.dropout).to(ctx.device)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    loader = DataLoader(train_set, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(ctx.seed))
+    total = options.epochs * len(loader)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + torch.cos(
+        torch.tensor(torch.pi * min(step, total) / max(total, 1)))).item())
+    last = float("nan")
+    with ctx.progress("MQ head", total=total) as bar:
+        for _ in range(options.epochs):
+            head.train()
+            for batch in loader:
+                b = {k: v.to(ctx.device) for k, v in batch.items()}
+                logits, dist = head(b["video"], b["mask"])
+                loss = detection_loss(logits, dist, b["mask"], b["labels"], b["dist"], _step(b["times"], b["mask"]))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                last = float(loss.detach())
+                bar.advance(1, loss=last)
+    folder = save_head(head, ctx.output_dir / HEAD_DIR, options, classes)
+    detections = predict(head, val_set, options)
+    write_json_atomic(ctx.output_dir / "mq_detections.json", {"version": "1.0", "results": detections})
+    return {"metrics": {**metrics_for(detections, val_clips), "final_loss": last}, "config": to_dict(options),
+            "checkpoint": {"head": str(folder)}}
+
+
+def save_head(head: DetectionHead, folder: Path, options: MQOptions, classes: list[str]) -> Path:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    atomic_save(folder / "head.safetensors", lambda tmp: save_file(state, tmp))
+    write_json_atomic(folder / "head.json", {"config": head.config, "feature_recipe": options.feature_recipe,
+                                             "classes": classes})
+    return folder
+
+
+def load_head(folder: str | Path) -> tuple[DetectionHead, dict]:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / "head.json").is_file():
+        raise ConfigError(f"no trained MQ head in {folder} (expected head.json + head.safetensors from "
+                          "`egokit train mq`); pass head=FOLDER")
+    info = json.loads((folder / "head.json").read_text())
+    head = DetectionHead(**info["config"])
+    head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    return head.eval(), info
+
+
+def evaluate(ctx) -> dict:
+    options = _options(ctx)
+    head, info = load_head(options.head or ctx.output_dir / HEAD_DIR)
+    val_clips, val_set = _split(ctx, options, "val", info["classes"])
+    if not ctx.is_main:
+        return {"metrics": {}, "config": to_dict(options)}
+    detections = predict(head.to(ctx.device), val_set, options)
+    write_json_atomic(ctx.output_dir / "mq_detections.json", {"version": "1.0", "results": detections})
+    return {"metrics": metrics_for(detections, val_clips), "config": {**to_dict(options), "head_info": info}}

@@ -1,0 +1,207 @@
+"""``egokit train nlq`` / ``egokit eval nlq``: features via ``egokit embed``, span head, official submission.
+
+Flow: (1) the clips of the annotation files are embedded with the feature recipe (official: ``egovlpv2-nlq``,
+query-conditioned fusion features) into ``features/<recipe>/`` -- resumable, shared by later runs; (2) query token
+states come from the same model in dual mode (unprojected RoBERTa states, 30 tokens, as officially); (3) the head is
+trained on the train split and evaluated once on val at the end. Deliberate difference from the official recipe:
+no model selection on the reported split (the official code reports the best of 100 evaluations on val), and the
+seed is set (official seeding is commented out, spec §8.1 item 21).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from egokit.embed import embed_to_folder, get_recipe, items_from_annotations
+from egokit.embed.extract import embed_texts
+from egokit.errors import ConfigError
+from egokit.metrics import nlq_recall
+from egokit.recipes import build, read_yaml, to_dict
+from egokit.results import write_json_atomic
+from egokit_nlq.data import NLQFeatures, NLQQuery, collate, read_annotations
+from egokit_nlq.head import SpanHead, span_loss, top_spans
+
+HEAD_DIR = "nlq_head"
+
+
+@dataclass
+class NLQOptions:
+    data: Optional[str] = None  # folder with nlq_train.json, nlq_val.json and videos/<video_uid>.mp4
+    train_annotations: Optional[str] = None
+    val_annotations: Optional[str] = None
+    video_root: Optional[str] = None
+    features: Optional[str] = None  # feature cache root (default <output>/features)
+    feature_recipe: str = "egovlpv2-nlq"
+    embed_batch_size: int = 32
+    head: Optional[str] = None  # trained head folder (eval; default <output>/nlq_head)
+    text_length: int = 30
+    max_len: int = 256
+    dim: int = 128
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.1
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    highlight_weight: float = 5.0
+    top_k: int = 5
+    limit: Optional[int] = None  # use only the first N queries of each split (smoke tests)
+
+    def annotation(self, split: str) -> Path:
+        explicit = self.train_annotations if split == "train" else self.val_annotations
+        if explicit:
+            return Path(explicit)
+        if self.data is None:
+            raise ConfigError(f"nlq needs data=<folder with nlq_{split}.json and videos/> or {split}_annotations=")
+        return Path(self.data) / f"nlq_{split}.json"
+
+    def videos(self) -> Path:
+        if self.video_root:
+            return Path(self.video_root)
+        if self.data is None:
+            raise ConfigError("nlq needs video_root= (folder of <video_uid>.mp4) or data=")
+        return Path(self.data) / "videos"
+
+
+def default_options() -> dict:
+    return read_yaml(Path(__file__).with_name("nlq.yaml"))
+
+
+def _options(ctx) -> NLQOptions:
+    return build(NLQOptions, {**default_options(), **ctx.options}, where="nlq")
+
+
+def _split(ctx, options: NLQOptions, model, tokenizer, split: str) -> tuple[dict, list[NLQQuery], NLQFeatures]:
+    """Annotations, queries and a feature dataset of one split (embedding missing clips first)."""
+    data, queries = read_annotations(options.annotation(split))
+    if options.limit is not None:
+        queries = queries[:options.limit]
+    recipe = get_recipe(options.feature_recipe)
+    folder = Path(options.features or ctx.output_dir / "features") / options.feature_recipe
+    wanted = {q.clip_uid for q in queries}
+    items = [it for it in items_from_annotations(data, options.videos(), str(options.annotation(split)))
+             if it.uid in wanted]
+    embed_to_folder(model, items, recipe, folder, tokenizer=tokenizer, batch_size=options.embed_batch_size,
+                    state=ctx.accelerator, console=ctx.console, show_progress=ctx.is_main)
+    text, mask = embed_texts(model, tokenizer, [q.text.strip().lower() for q in queries], mode="backbone",
+                             max_length=options.text_length)
+    return data, queries, NLQFeatures(queries, folder, text.half(), mask, options.max_len)
+
+
+def build_dataset(ctx, split: str = "train") -> NLQFeatures:
+    options = _options(ctx)
+    model = ctx.load_model(num_frames=get_recipe(options.feature_recipe).frames_per_window)
+    return _split(ctx, options, model, ctx.load_tokenizer(model), split)[2]
+
+
+@torch.no_grad()
+def predict(head: SpanHead, dataset: NLQFeatures, batch_size: int = 64, top_k: int = 5) -> list[dict[str, Any]]:
+    """Official submission records: top-k ``predicted_times`` (clip-relative seconds) per query."""
+    head.eval()
+    device = next(head.parameters()).device
+    results = []
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+        mask = batch["video_mask"].to(device)
+        s, e, _ = head(batch["video"].to(device), mask, batch["text"].to(device), batch["text_mask"].to(device))
+        spans, _ = top_spans(s, e, mask, k=top_k)
+        lengths = mask.sum(-1).tolist()
+        for row, index, steps in zip(spans.cpu(), batch["index"].tolist(), lengths):
+            q = dataset.queries[index]
+            unit = q.duration / steps  # step i covers [i, i + 1) * unit s of the clip (see data.py)
+            results.append({"clip_uid": q.clip_uid, "annotation_uid": q.annotation_uid, "query_idx": q.query_idx,
+                            "predicted_times": [[round(float(a) * unit, 4), round(float(b + 1) * unit, 4)]
+                                                for a, b in row.tolist()]})
+    return results
+
+
+def _write_submission(path: Path, results: list[dict[str, Any]]) -> Path:
+    return write_json_atomic(path, {"version": "1.0", "challenge": "ego4d_nlq_challenge", "results": results})
+
+
+def train(ctx) -> dict:
+    options = _options(ctx)
+    torch.manual_seed(ctx.seed)
+    model = ctx.load_model(num_frames=get_recipe(options.feature_recipe).frames_per_window)
+    tokenizer = ctx.load_tokenizer(model)
+    _, _, train_set = _split(ctx, options, model, tokenizer, "train")
+    val_data, _, val_set = _split(ctx, options, model, tokenizer, "val")
+    if not ctx.is_main:
+        return {"metrics": {}, "config": to_dict(options)}
+    sample = train_set[0]
+    head = SpanHead(sample["video"].shape[1], sample["text"].shape[1], options.dim, options.heads, options.layers,
+                    options.max_len, options.text_length, options.dropout).to(ctx.device)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    generator = torch.Generator().manual_seed(ctx.seed)
+    loader = DataLoader(train_set, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
+                        generator=generator)
+    total = options.epochs * len(loader)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / max(total, 1)))
+    last = float("nan")
+    with ctx.progress("NLQ head", total=total) as bar:
+        for _ in range(options.epochs):
+            head.train()
+            for batch in loader:
+                b = {k: v.to(ctx.device) for k, v in batch.items()}
+                s, e, h = head(b["video"], b["video_mask"], b["text"], b["text_mask"])
+                loss = span_loss(s, e, h, b["video_mask"], b["start"], b["end"], options.highlight_weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                last = float(loss.detach())
+                bar.advance(1, loss=last)
+    folder = save_head(head, ctx.output_dir / HEAD_DIR, options)
+    results = predict(head, val_set, top_k=options.top_k)
+    _write_submission(ctx.output_dir / "nlq_predictions.json", results)
+    metrics = nlq_recall(results, val_data)
+    return {"metrics": {**metrics, "final_loss": last}, "config": to_dict(options),
+            "checkpoint": {"head": str(folder)}}
+
+
+def save_head(head: SpanHead, folder: Path, options: NLQOptions) -> Path:
+    from safetensors.torch import save_file
+
+    from egokit.embed.writer import atomic_save
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    atomic_save(folder / "head.safetensors", lambda tmp: save_file(state, tmp))
+    write_json_atomic(folder / "head.json", {"config": head.config, "feature_recipe": options.feature_recipe,
+                                             "text_length": options.text_length})
+    return folder
+
+
+def load_head(folder: str | Path) -> tuple[SpanHead, dict]:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / "head.json").is_file():
+        raise ConfigError(f"no trained NLQ head in {folder} (expected head.json + head.safetensors from "
+                          "`egokit train nlq`); pass head=FOLDER")
+    info = json.loads((folder / "head.json").read_text())
+    head = SpanHead(**info["config"])
+    head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    return head.eval(), info
+
+
+def evaluate(ctx) -> dict:
+    options = _options(ctx)
+    head, info = load_head(options.head or ctx.output_dir / HEAD_DIR)
+    if info["feature_recipe"] != options.feature_recipe:
+        raise ConfigError(f"the head was trained on {info['feature_recipe']} features, not "
+                          f"{options.feature_recipe}; pass feature_recipe={info['feature_recipe']}")
+    model = ctx.load_model(num_frames=get_recipe(options.feature_recipe).frames_per_window)
+    val_data, _, val_set = _split(ctx, options, model, ctx.load_tokenizer(model), "val")
+    if not ctx.is_main:
+        return {"metrics": {}, "config": to_dict(options)}
+    results = predict(head.to(ctx.device), val_set, top_k=options.top_k)
+    _write_submission(ctx.output_dir / "nlq_predictions.json", results)
+    return {"metrics": nlq_recall(results, val_data), "config": {**to_dict(options), "head_info": info}}

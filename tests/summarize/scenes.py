@@ -1,0 +1,90 @@
+"""Synth-style test material: scenes showing one known object, videos made of such shots, and a tiny VTM model
+trained in-process to tell which object a clip shows. Shared by the summarisation and task-plugin tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from egokit.synth.render import Renderer
+from egokit.synth.scene import SceneObject, random_scene
+from egokit.synth.writer import encode_chunks
+
+NOUNS = (("red", "ball"), ("blue", "box"), ("green", "cup"), ("yellow", "cone"))
+
+
+def one_object_scene(rng: np.random.Generator, colour: str, shape: str):
+    """A random room (muted colours, textured table) with a single large ``colour shape`` in the middle."""
+    scene = random_scene(rng, aspect=1.0, num_objects=1)
+    obj = SceneObject(shape=shape, colour=colour, x=float(rng.uniform(0.4, 0.6)), y=0.8, size=0.45)
+    return dataclasses.replace(scene, objects=(obj,))
+
+
+def render(scene, times, size: int) -> np.ndarray:
+    """uint8 (len(times), size, size, 3)."""
+    renderer = Renderer(scene, [], size, size)
+    return np.stack([renderer.frame(float(t)) for t in times])
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int) -> Path:
+    """H.264 mp4 of RGB frames (N, H, W, 3) via the synth writer."""
+    tmp = Path(tempfile.mkdtemp(dir=path.parent))
+    try:
+        (chunk,) = encode_chunks(lambda i: frames[i], len(frames), tmp, fps, chunk_frames=len(frames), crf=18)
+        chunk.replace(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def shot_video(path: Path, shot_nouns, *, seed: int, shot_seconds: float = 1.0, fps: int = 8, size: int = 64) -> Path:
+    """A video of consecutive shots; shot k shows only ``shot_nouns[k]`` in its own random room."""
+    rng = np.random.default_rng(seed)
+    per_shot = int(round(shot_seconds * fps))
+    clips = [render(one_object_scene(rng, c, s), np.arange(per_shot) / fps, size) for c, s in shot_nouns]
+    return write_mp4(path, np.concatenate(clips), fps)
+
+
+def train_vtm(model, tokenizer, query_noun: tuple[str, str], *, steps: int = 100, seed: int = 0, batch: int = 32) -> str:
+    """Teach ``model`` (in place, fusion mode) whether a one-object clip shows ``query_noun``; returns the query.
+
+    The pool of clips and the prefixes of the unfused layers are computed once and only the fused layers and heads
+    train (gates opened to 1), which makes a few dozen CPU steps enough.
+    """
+    from egokit.data.transforms import normalize_video
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    size, frames = model.config.image_size, model.config.num_frames
+    labels = np.arange(64) % len(NOUNS)
+    clips = np.stack([render(one_object_scene(rng, *NOUNS[n]), rng.uniform(0, 1, frames), size) for n in labels])
+    video = normalize_video(torch.from_numpy(clips).permute(0, 1, 4, 2, 3).contiguous(),
+                            model.config.preprocess.mean, model.config.preprocess.std)
+    query = f"a {' '.join(query_noun)}"
+    enc = tokenizer([query], return_tensors="pt")
+    with torch.no_grad():
+        for gate in model.gates():
+            gate.fill_(1.0)
+        v_prefix = model.fusion_video_prefix(video)
+        t_prefix = model.fusion_text_prefix(enc["input_ids"], enc["attention_mask"])
+    first = model.first_fused
+    fused = [f".blocks.{i}." for i in range(first, model.config.depth)] + [f".layer.{i}." for i in range(first, model.config.depth)]
+    params = [p for n, p in model.named_parameters()
+              if any(k in n for k in fused) or n.startswith(("cross_modal", "itm_score", "norm."))]
+    opt = torch.optim.AdamW(params, lr=3e-3, weight_decay=0.0)
+    target = torch.from_numpy(labels == NOUNS.index(query_noun)).long()
+    model.train()
+    for _ in range(steps):
+        idx = torch.from_numpy(rng.integers(len(labels), size=batch))
+        out = model.fuse(v_prefix[idx], t_prefix.expand(batch, -1, -1), enc["attention_mask"].expand(batch, -1))
+        loss = torch.nn.functional.cross_entropy(model.vtm_head(out), target[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return query
