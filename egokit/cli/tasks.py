@@ -81,13 +81,10 @@ def eval_cmd(
         result = spec.evaluate(ctx)
     if not ctx.is_main:
         return
-    model = ctx.model
     checkpoint = {"source": ckpt}
-    report = getattr(model, "load_report", None) if model is not None else None
-    if report is None and result.get("checkpoint"):
-        checkpoint.update(result["checkpoint"])
-    elif report is not None:
-        checkpoint.update(sha256=report.sha256)
+    report = getattr(ctx.loaded, "load_report", None)
+    if report is not None:
+        checkpoint.update(sha256=report.sha256, missing_keys=report.missing, unexpected_keys=report.unexpected)
     path = write_results(ctx.output_dir / f"{task}_results.json", task=task, metrics=result["metrics"],
                          config={"options": result.get("config", ctx.options), "precision": precision,
                                  "model_overrides": ctx.model_overrides},

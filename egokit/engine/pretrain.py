@@ -212,6 +212,9 @@ def pretrain(recipe_path: str | None, overrides: Sequence[str] = (), *, resume: 
                 step_time += time.perf_counter() - t0
                 progress.update(bar, advance=1, stats=_stats_text(last, lr, clips_seen, step_time, wait_time))
                 if step % recipe.train.log_every == 0 or step == total_steps:
+                    if accelerator.is_main_process and not console.is_terminal:  # log files / CI: plain lines
+                        console.print(f"step {step}/{total_steps} "
+                                      + _stats_text(last, lr, clips_seen, step_time, wait_time), highlight=False)
                     logger.log(step, {**{f"loss/{k}": v for k, v in last.items()}, "lr": lr,
                                       "clips_per_s": clips_seen / max(step_time, 1e-9),
                                       "data_wait_share": wait_time / max(step_time, 1e-9), "epoch": epoch})

@@ -34,15 +34,18 @@ def write_summary_mp4(source: str | Path, shots: Sequence[Shot], path: str | Pat
             ctx = stream.codec_context
             out.width, out.height = ctx.width - ctx.width % 2, ctx.height - ctx.height % 2
             out.pix_fmt = "yuv420p"
-            out.time_base = 1 / rate
+            frame_tb = 1 / rate  # fixed: the muxer may change out.time_base once the header is written
+            out.time_base = frame_tb
             start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
             written = 0
             for frame in src.decode(stream):
                 t = float(frame.pts * stream.time_base) - start if frame.pts is not None else None
                 if t is None or not any(a <= t < b for a, b in spans):
                     continue
-                image = frame.reformat(width=out.width, height=out.height, format="yuv420p")
-                image.pts, image.time_base = written, out.time_base
+                # a fresh frame: decoded frames carry the source's picture type, which x264 would try to honour
+                rgb = frame.to_ndarray(format="rgb24")[: out.height, : out.width]
+                image = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+                image.pts, image.time_base = written, frame_tb
                 dst.mux(out.encode(image))
                 written += 1
             dst.mux(out.encode(None))

@@ -28,6 +28,7 @@ class TaskContext:
     tokenizer_source: str | None = None
     model: Any = None
     tokenizer: Any = None
+    loaded: Any = field(default=None, repr=False)  # the last model load_model() built (for provenance)
 
     @property
     def device(self):
@@ -47,6 +48,7 @@ class TaskContext:
         if self.checkpoint is None:
             raise ConfigError("this task needs a model: pass --ckpt SOURCE (official .pth, egokit folder or hub:org/name)")
         model = load_model(self.checkpoint, **{**overrides, **self.model_overrides})
+        self.loaded = model
         return model.to(self.device).eval()
 
     def load_tokenizer(self, model=None):

@@ -23,6 +23,18 @@ except ImportError:  # plugin not installed: use the source tree
 from egokit_egotaskqa import make_task  # noqa: E402
 from egokit_egotaskqa.data import EgoTaskQADataset  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # micro-model matrices are tiny: one thread avoids oversubscribing the shared 2-core runners
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # Real answer sets have hundreds of entries and the head's hidden width is the answer count; pad the toy set so
 # the hidden layer is not a 6-unit ReLU bottleneck.
 ANSWERS = ["red", "blue", "green", "yellow", "yes", "no"] + [f"unused{i}" for i in range(26)]
@@ -123,7 +135,7 @@ def test_category_accuracy_hand_made() -> None:
 def test_train_beats_majority_and_reloads(tmp_path: Path) -> None:
     root = make_taskqa(tmp_path / "qa", {"train": 32, "val": 4, "test": 16}, seed=1)
     ckpt = micro_checkpoint(tmp_path / "micro", tmp_path, depth=2, fused_layers=1)
-    options = {"data": str(root), "num_frames": 2, "batch_size": 16, "num_workers": 0, "epochs": 6, "lr": 3e-3, "warmup": 0.1, "log_every": 20}
+    options = {"data": str(root), "num_frames": 2, "batch_size": 16, "num_workers": 0, "epochs": 6, "max_length": 16, "lr": 3e-3, "warmup": 0.1, "log_every": 20}
     spec = make_task()
     result = spec.train(_ctx(ckpt, options, tmp_path / "run"))
     test = EgoTaskQADataset(root, "direct", "test", num_frames=2, image_size=32)
@@ -134,7 +146,7 @@ def test_train_beats_majority_and_reloads(tmp_path: Path) -> None:
     # the saved folder (backbone + head + answers) evaluates through the task's evaluate()
     folder = Path(result["checkpoint"]["path"])
     assert (folder / "head.safetensors").is_file() and (folder / "answer_set.txt").read_text().split() == ANSWERS
-    again = spec.evaluate(_ctx(folder, {"data": str(root), "num_frames": 2, "num_workers": 0}, tmp_path / "eval"))
+    again = spec.evaluate(_ctx(folder, {"data": str(root), "num_frames": 2, "num_workers": 0, "max_length": 16}, tmp_path / "eval"))
     assert again["metrics"]["all"] == pytest.approx(result["metrics"]["test"]["all"])
     assert set(again["metrics"]["per_tag"]) == {"open", "binary", "descriptive", "direct"}
 

@@ -79,12 +79,21 @@ def train_vtm(model, tokenizer, query_noun: tuple[str, str], *, steps: int = 100
     opt = torch.optim.AdamW(params, lr=3e-3, weight_decay=0.0)
     target = torch.from_numpy(labels == NOUNS.index(query_noun)).long()
     model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread avoids contention on the shared 2-core runners
+    try:
+        _steps(model, opt, v_prefix, t_prefix, enc["attention_mask"], target, rng, steps, batch)
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    return query
+
+
+def _steps(model, opt, v_prefix, t_prefix, mask, target, rng, steps: int, batch: int) -> None:
     for _ in range(steps):
-        idx = torch.from_numpy(rng.integers(len(labels), size=batch))
-        out = model.fuse(v_prefix[idx], t_prefix.expand(batch, -1, -1), enc["attention_mask"].expand(batch, -1))
+        idx = torch.from_numpy(rng.integers(len(target), size=batch))
+        out = model.fuse(v_prefix[idx], t_prefix.expand(batch, -1, -1), mask.expand(batch, -1))
         loss = torch.nn.functional.cross_entropy(model.vtm_head(out), target[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
-    return query

@@ -33,7 +33,7 @@ class EgoMCQOptions:
     chunk_seconds: float = 600.0
     batch_size: int = 2
     num_workers: int = 2
-    limit: Optional[int] = None
+    limit: Optional[int] = None  # evaluate N evenly spaced questions (quick checks during training)
 
     def paths(self) -> tuple[Path, Path]:
         if self.annotations is None and self.data is None:
@@ -70,8 +70,10 @@ def evaluate(ctx) -> dict:
     pre = model.config.preprocess
     dataset = EgoMCQDataset(annotations, videos, num_frames=options.num_frames, chunk_seconds=options.chunk_seconds,
                             transform=EvalTransform(pre.image_size))
-    if options.limit is not None:
-        dataset = torch.utils.data.Subset(dataset, range(min(options.limit, len(dataset))))
+    if options.limit is not None and options.limit < len(dataset):
+        # Evenly spaced, so a quick evaluation still covers inter- and intra-video questions.
+        step = len(dataset) / options.limit
+        dataset = torch.utils.data.Subset(dataset, [int(i * step) for i in range(options.limit)])
     with ctx.progress("EgoMCQ questions", total=len(dataset)) as bar:
         out = map_dataset(ctx.accelerator, dataset, lambda batch: score_questions(model, tokenizer, batch, ctx.device),
                           batch_size=options.batch_size, num_workers=options.num_workers, progress=bar)

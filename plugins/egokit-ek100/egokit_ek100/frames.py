@@ -7,8 +7,8 @@ segment (a random one for training, the middle one for testing). egokit reproduc
 interval, ``(i + 0.5) / fps`` (:func:`egokit.data.sampling.slot_times`), which is frame ``i`` itself on the
 constant-rate EK-100 files.
 
-Difference from the official code: an id past the last frame of the file (a clip ending at the very end of the
-video: ``ceil`` can give ``end == num_frames``) is clamped to the last frame; decord would raise instead.
+Difference from the official code: an id past the last frame of the file (a stop time beyond the end of a
+shorter or re-encoded copy) is clamped to the last frame; decord would raise instead.
 """
 
 from __future__ import annotations

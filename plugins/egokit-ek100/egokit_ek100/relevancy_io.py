@@ -50,10 +50,11 @@ def load_relevancy(path: str | Path) -> np.ndarray:
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as exc:
             raise DataError(
                 f"{path}: refused or unreadable relevancy pickle ({exc}); egokit only loads pickles of a plain numpy "
-                "array. Convert a trusted file once with numpy: np.save('relevancy.npy', pickle.load(open(path, 'rb')))"
-                " and pass relevancy=relevancy.npy"
+                "array. Convert a trusted file once with numpy: "
+                "np.save('relevancy.npy', pickle.load(open(path, 'rb'))) and pass relevancy=relevancy.npy"
             ) from None
     if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.dtype.kind not in "fiub":
-        what = f"{matrix.dtype} array of shape {matrix.shape}" if isinstance(matrix, np.ndarray) else type(matrix).__name__
+        what = (f"{matrix.dtype} array of shape {matrix.shape}" if isinstance(matrix, np.ndarray)
+                else type(matrix).__name__)
         raise DataError(f"{path}: expected a 2-D numeric (clips x sentences) relevancy matrix, got {what}")
     return matrix.astype(np.float32, copy=False)

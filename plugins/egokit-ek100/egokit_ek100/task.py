@@ -37,7 +37,7 @@ class EK100Options:
     num_frames: int = 16
     eval_batch_size: int = 8
     text_batch_size: int = 256
-    max_text_length: int = 30
+    max_text_length: int = 30  # training padding; evaluation pads to the longest caption, truncating here
     num_workers: int = 2
     limit: Optional[int] = None  # evaluate only the first N clips (and their sentences)
     # fine-tuning

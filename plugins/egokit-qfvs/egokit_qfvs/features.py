@@ -29,7 +29,7 @@ def load_shot(paths: Sequence, size: int) -> torch.Tensor:
     frames = []
     for path in paths:
         with Image.open(path) as img:
-            frames.append(torch.from_numpy(np.asarray(img.convert("RGB"))).permute(2, 0, 1))
+            frames.append(torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1))
     return EvalTransform(size)(torch.stack(frames))
 
 
