@@ -1,6 +1,6 @@
 """Throughput of ``egokit embed``: videos/s and windows/s (decode + model) on a generated video.
 
-    python bench/embed.py [--seconds 20] [--size 256] [--base-seconds 2] [--json]
+    python bench/embed.py [--seconds 20] [--size 256] [--base-seconds 2] [--json out.json]
 
 Rows: the tiny model (egovlpv2-tiny, 16-frame windows at 1.87 windows/s, the egovlpv2-mq windowing) over the
 whole video, and the base model (fp32 and bf16 autocast) over its first ``--base-seconds`` (the base model is
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--base-seconds", type=float, default=2.0)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", default=None, help="write the results to this file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,7 +60,8 @@ def main() -> None:
         for precision in ("fp32", "bf16"):
             rows.append(run("egovlpv2-base", precision, video, args.base_seconds, args.frames))
     if args.json:
-        print(json.dumps({"device": "cpu", "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+        with open(args.json, "w") as handle:
+            json.dump({"device": "cpu", "threads": torch.get_num_threads(), "rows": rows}, handle, indent=2)
         return
     from rich.console import Console
     from rich.table import Table

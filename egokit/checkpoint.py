@@ -227,6 +227,30 @@ def save_pretrained(model: EgoVLPv2, folder: str | os.PathLike, tokenizer: Any =
     return folder
 
 
+def save_pretrained_atomic(model: EgoVLPv2, folder: str | os.PathLike, tokenizer: Any = None,
+                           card: str | None = None) -> Path:
+    """:func:`save_pretrained` into a sibling temporary folder, then swap it in: ``folder`` is never half-written
+    (use it for "best so far" checkpoints that are overwritten during training)."""
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        save_pretrained(model, tmp, tokenizer=tokenizer, card=card)
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
 def load_pretrained(folder: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
     from safetensors.torch import load_file
 

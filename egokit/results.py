@@ -50,6 +50,17 @@ def run_metadata() -> dict[str, Any]:
     }
 
 
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"vtm": {"inter": 1}}`` -> ``{"vtm.inter": 1}`` (tables, logs, best-epoch selection)."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update(flatten_metrics(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

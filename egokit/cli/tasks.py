@@ -32,15 +32,15 @@ def _split_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return data, model
 
 
-def _flatten(metrics: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
+def _print_metrics(title: str, metrics: dict) -> None:
+    from egokit.results import flatten_metrics
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in flatten_metrics(metrics).items():
+        table.add_row(name, f"{value:.2f}" if isinstance(value, float) else str(value))
+    console.print(table)
 
 
 def _context(task: str, ckpt: Optional[str], recipe: Optional[Path], data: Optional[str], output: Optional[Path],
@@ -89,12 +89,7 @@ def eval_cmd(
                          config={"options": result.get("config", ctx.options), "precision": precision,
                                  "model_overrides": ctx.model_overrides},
                          checkpoint={**checkpoint, **result.get("checkpoint", {})})
-    table = Table(title=f"{task} ({ckpt})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in _flatten(result["metrics"]).items():
-        table.add_row(name, f"{value:.2f}" if isinstance(value, float) else str(value))
-    console.print(table)
+    _print_metrics(f"{task} ({ckpt})", result["metrics"])
     err_console.print(f"results written to {path}")
 
 
@@ -126,10 +121,5 @@ def train_cmd(
         path = write_results(ctx.output_dir / f"{task}_train_results.json", task=task, metrics=result["metrics"],
                              config={"options": result.get("config", ctx.options), "precision": precision},
                              checkpoint={"source": ckpt, **result.get("checkpoint", {})})
-        table = Table(title=f"{task} fine-tuning")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for name, value in _flatten(result["metrics"]).items():
-            table.add_row(name, f"{value:.2f}" if isinstance(value, float) else str(value))
-        console.print(table)
+        _print_metrics(f"{task} fine-tuning", result["metrics"])
         err_console.print(f"results written to {path}")

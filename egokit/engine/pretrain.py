@@ -7,7 +7,6 @@ Resumable (``--resume latest``) with bit-identical continuation: data order and 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +129,9 @@ def pretrain(recipe_path: str | None, overrides: Sequence[str] = (), *, resume: 
     if len(tokenizer) > model.config.vocab_size:
         raise ConfigError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {model.config.vocab_size}")
     d = recipe.data
+    transform = TrainTransform(model.config.image_size, scale=tuple(d.crop_scale), hflip=d.hflip)
     dataset = EgoClipDataset(_under(d.root, d.egoclip), _under(d.root, d.videos), num_frames=d.num_frames,
-                             chunk_seconds=d.chunk_seconds, transform=TrainTransform(model.config.image_size),
+                             chunk_seconds=d.chunk_seconds, transform=transform,
                              scene_negatives=d.neg_window is not None, neg_window=d.neg_window,
                              short_side=d.short_side, seed=recipe.train.seed)
     dataset = RobustDataset(dataset, policy=d.policy, seed=recipe.train.seed)

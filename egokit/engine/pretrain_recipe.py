@@ -31,6 +31,8 @@ class DataSection:
     num_workers: int = 4
     policy: str = "lax"                         # strict: stop at the first bad clip; lax: replace and report
     short_side: Optional[int] = None            # resize while decoding (speed); null: decode at file size
+    crop_scale: tuple[float, float] = (0.5, 1.0)  # RandomResizedCrop area range (official)
+    hflip: float = 0.5                          # horizontal-flip probability (official; 0 when text says left/right)
 
 
 @dataclass

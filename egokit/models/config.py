@@ -58,6 +58,8 @@ class EgoVLPv2Config:
     mlm_head: bool = True
     attention: str = "auto"
     gradient_checkpointing: bool = False
+    init_std: float = 0.02  # from-scratch init of linear layers (ViT/BERT: 0.02); see EgoVLPv2.reset_parameters
+    embed_init_std: float = 0.02  # from-scratch init of the word embeddings (BERT: 0.02)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     def __post_init__(self) -> None:

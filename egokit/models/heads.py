@@ -71,11 +71,11 @@ class MLMHead(nn.Module):
         return self.decoder(self.transform(x)) + self.bias
 
 
-def init_bert_style(module: nn.Module) -> None:
-    """normal(0, 0.02) weights, zero biases, unit LayerNorm: the official ``init_weights`` for fusion heads."""
+def init_bert_style(module: nn.Module, std: float = 0.02) -> None:
+    """normal(0, std) weights, zero biases, unit LayerNorm: the official ``init_weights`` (std 0.02)."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=0.02)
+            nn.init.normal_(m.weight, std=std)
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
         if isinstance(m, nn.LayerNorm):

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from egokit.checkpoint import save_pretrained_atomic
 from egokit_charades.task import CharadesOptions, capped_length, charades_metrics, eval_dataset, metadata_path
 
-__all__ = ["ContrastiveModule", "run_finetuning", "save_checkpoint_atomic"]
+__all__ = ["ContrastiveModule", "run_finetuning"]
 
 
 class ContrastiveModule(nn.Module):
@@ -35,27 +33,6 @@ class ContrastiveModule(nn.Module):
         video = self.model.encode_video(prepare_video(batch["video"], self.model, device))
         text = self.model.encode_text(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         return {"loss": info_nce_loss(gather_with_grad(text), gather_with_grad(video), self.temperature)}
-
-
-def save_checkpoint_atomic(model: nn.Module, tokenizer: Any, folder: Path) -> Path:
-    """``save_pretrained`` into a sibling temp folder, then swap it in, so ``folder`` is never half-written."""
-    from egokit.checkpoint import save_pretrained
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        save_pretrained(model, tmp, tokenizer=tokenizer)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
 
 
 def run_finetuning(ctx, options: CharadesOptions) -> dict[str, Any]:
@@ -86,7 +63,7 @@ def run_finetuning(ctx, options: CharadesOptions) -> dict[str, Any]:
             best.clear()
             best.update(metrics)
             if ctx.is_main:
-                save_checkpoint_atomic(module.model, tokenizer, checkpoint)
+                save_pretrained_atomic(module.model, checkpoint, tokenizer=tokenizer)
         ctx.accelerator.wait_for_everyone()
         return metrics
 

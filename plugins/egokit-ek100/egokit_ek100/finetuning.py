@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from egokit.checkpoint import save_pretrained_atomic
+from egokit.results import flatten_metrics
 from egokit.errors import ConfigError, DataError
 from egokit_ek100.task import EK100Options, Split, retrieval_metrics, text_length
 
-__all__ = ["RankingModule", "run_finetuning", "save_checkpoint_atomic"]
+__all__ = ["RankingModule", "run_finetuning"]
 
 
 class RankingModule(nn.Module):
@@ -39,37 +38,6 @@ class RankingModule(nn.Module):
         relation = gather_no_grad(batch["relation"].to(device))
         loss = max_margin_ranking_loss(gather_with_grad(text), gather_with_grad(video), relation, self.margin)
         return {"loss": loss}
-
-
-def save_checkpoint_atomic(model: nn.Module, tokenizer: Any, folder: Path) -> Path:
-    """``save_pretrained`` into a sibling temp folder, then swap it in, so ``folder`` is never half-written."""
-    from egokit.checkpoint import save_pretrained
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        save_pretrained(model, tmp, tokenizer=tokenizer)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
-
-
-def _flat(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def run_finetuning(ctx, options: EK100Options) -> dict[str, Any]:
@@ -107,14 +75,14 @@ def run_finetuning(ctx, options: EK100Options) -> dict[str, Any]:
 
     def validate(module: RankingModule) -> dict[str, float]:
         with ctx.progress(f"validation ({options.split})", total=len(val.clips)) as bar:
-            metrics = _flat(retrieval_metrics(module.model, tokenizer, ctx.accelerator, val, options, progress=bar))
+            metrics = flatten_metrics(retrieval_metrics(module.model, tokenizer, ctx.accelerator, val, options, progress=bar))
         if options.select not in metrics:
             raise ConfigError(f"select={options.select!r} is not a metric; choose one of {sorted(metrics)}")
         if not best or metrics[options.select] > best[options.select]:
             best.clear()
             best.update(metrics)
             if ctx.is_main:
-                save_checkpoint_atomic(module.model, tokenizer, checkpoint)
+                save_pretrained_atomic(module.model, checkpoint, tokenizer=tokenizer)
         ctx.accelerator.wait_for_everyone()
         return metrics
 
