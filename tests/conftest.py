@@ -11,10 +11,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def _few_threads():
-    # The CI machine has 2 cores; tests that spawn processes must not oversubscribe them.
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+def _two_threads():
+    # The CI machine has 2 cores. Every test starts with the same thread count (some tests lower it while they
+    # run), so results never depend on test order.
+    torch.set_num_threads(2)
     yield
+    torch.set_num_threads(2)
 
 
 @pytest.fixture
