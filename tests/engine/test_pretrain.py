@@ -31,6 +31,11 @@ def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=REPO, **kwargs)
 
 
+def _latest_step(run: Path) -> int:
+    pointer = run / "checkpoints" / "latest"
+    return int(pointer.read_text().strip().split("-")[1]) if pointer.is_file() else 0
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model" / "model.safetensors"))
 
@@ -88,7 +93,7 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tiny_synth, tm
 
 
 def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(tiny_synth, tmp_path):
-    common = ["train.max_steps=6", "train.checkpoint_every=1", "train.keep_checkpoints=3"]
+    common = ["train.max_steps=8", "train.checkpoint_every=1", "train.keep_checkpoints=3"]
     ref = _run([sys.executable, "-m", "egokit", "pretrain", "recipes/demo.yaml", *_overrides(tiny_synth, tmp_path / "ref", *common)])
     assert ref.returncode == 0, ref.stderr[-3000:]
 
@@ -99,12 +104,12 @@ def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(tiny_synth
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if len(list((run / "checkpoints").glob("step-*"))) >= kill_after:
-            break
-        time.sleep(0.05)
+    while time.time() < deadline and proc.poll() is None and _latest_step(run) < kill_after:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert _latest_step(run) < 8
     for folder in (run / "checkpoints").glob("step-*"):
         assert (folder / "COMPLETE").is_file() and (folder / "model.safetensors").is_file(), folder
 

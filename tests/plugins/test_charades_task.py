@@ -18,7 +18,7 @@ from tests.plugins.conftest import CHARADES_VIDEOS
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(_few_threads):
+def _one_thread(_two_threads):
     # Micro models on a shared 2-core machine run several times faster single-threaded.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
