@@ -251,6 +251,30 @@ def save_pretrained_atomic(model: EgoVLPv2, folder: str | os.PathLike, tokenizer
     return folder
 
 
+def save_head(folder: str | os.PathLike, head: torch.nn.Module, info: dict[str, Any]) -> Path:
+    """A task head as ``head.safetensors`` + ``head.json`` (its constructor config and task metadata), atomically."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    with _atomic_path(folder / "head.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    _atomic_write_text(folder / "head.json", json.dumps(info, indent=2, default=str) + "\n")
+    return folder
+
+
+def load_head_files(folder: str | os.PathLike, what: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, info) written by :func:`save_head`; ``what`` names the command that trains it (errors)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / "head.json").is_file() or not (folder / "head.safetensors").is_file():
+        raise CheckpointError(f"no trained head in {folder} (expected head.json + head.safetensors from "
+                              f"`{what}`); pass head=FOLDER")
+    return load_file(str(folder / "head.safetensors")), json.loads((folder / "head.json").read_text())
+
+
 def load_pretrained(folder: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
     from safetensors.torch import load_file
 

@@ -8,7 +8,6 @@ recipe: no hyper-parameter grid search or checkpoint selection on the reported s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -17,7 +16,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from egokit.embed import embed_to_folder, get_recipe, items_from_annotations
-from egokit.embed.writer import atomic_save
 from egokit.errors import ConfigError
 from egokit.metrics import mq_map, mq_recall
 from egokit.recipes import build, read_yaml, to_dict
@@ -163,26 +161,17 @@ def train(ctx) -> dict:
 
 
 def save_head(head: DetectionHead, folder: Path, options: MQOptions, classes: list[str]) -> Path:
-    from safetensors.torch import save_file
+    from egokit.checkpoint import save_head as save
 
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    atomic_save(folder / "head.safetensors", lambda tmp: save_file(state, tmp))
-    write_json_atomic(folder / "head.json", {"config": head.config, "feature_recipe": options.feature_recipe,
-                                             "classes": classes})
-    return folder
+    return save(folder, head, {"config": head.config, "feature_recipe": options.feature_recipe, "classes": classes})
 
 
 def load_head(folder: str | Path) -> tuple[DetectionHead, dict]:
-    from safetensors.torch import load_file
+    from egokit.checkpoint import load_head_files
 
-    folder = Path(folder)
-    if not (folder / "head.json").is_file():
-        raise ConfigError(f"no trained MQ head in {folder} (expected head.json + head.safetensors from "
-                          "`egokit train mq`); pass head=FOLDER")
-    info = json.loads((folder / "head.json").read_text())
+    state, info = load_head_files(folder, "egokit train mq")
     head = DetectionHead(**info["config"])
-    head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    head.load_state_dict(state)
     return head.eval(), info
 
 

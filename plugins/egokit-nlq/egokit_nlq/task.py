@@ -10,7 +10,6 @@ seed is set (official seeding is commented out, spec §8.1 item 21).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -167,28 +166,18 @@ def train(ctx) -> dict:
 
 
 def save_head(head: SpanHead, folder: Path, options: NLQOptions) -> Path:
-    from safetensors.torch import save_file
+    from egokit.checkpoint import save_head as save
 
-    from egokit.embed.writer import atomic_save
-
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    atomic_save(folder / "head.safetensors", lambda tmp: save_file(state, tmp))
-    write_json_atomic(folder / "head.json", {"config": head.config, "feature_recipe": options.feature_recipe,
-                                             "text_length": options.text_length})
-    return folder
+    return save(folder, head, {"config": head.config, "feature_recipe": options.feature_recipe,
+                               "text_length": options.text_length})
 
 
 def load_head(folder: str | Path) -> tuple[SpanHead, dict]:
-    from safetensors.torch import load_file
+    from egokit.checkpoint import load_head_files
 
-    folder = Path(folder)
-    if not (folder / "head.json").is_file():
-        raise ConfigError(f"no trained NLQ head in {folder} (expected head.json + head.safetensors from "
-                          "`egokit train nlq`); pass head=FOLDER")
-    info = json.loads((folder / "head.json").read_text())
+    state, info = load_head_files(folder, "egokit train nlq")
     head = SpanHead(**info["config"])
-    head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    head.load_state_dict(state)
     return head.eval(), info
 
 
