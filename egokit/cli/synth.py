@@ -17,13 +17,13 @@ __all__ = ["synth"]
 
 def synth(
     out: Path = typer.Argument(..., help="Output folder (must be empty or absent unless --force)."),
-    videos: int = typer.Option(60, help="Training videos (narrations go to egoclip.csv)."),
-    val_videos: int = typer.Option(10, help="Held-out videos used only by egomcq.json (>= 5 for questions)."),
-    duration: float = typer.Option(60.0, help="Seconds per video."),
+    videos: int = typer.Option(120, help="Training videos (narrations go to egoclip.csv)."),
+    val_videos: int = typer.Option(12, help="Held-out videos used only by egomcq.json (>= 5 for questions)."),
+    duration: float = typer.Option(30.0, help="Seconds per video."),
     size: int = typer.Option(128, help="Frame height (short side) in pixels; even."),
     aspect: float = typer.Option(1.0, help="Frame width / height (1.0 = square, 1.33 = 4:3)."),
     fps: int = typer.Option(15, help="Frames per second."),
-    chunk_seconds: float = typer.Option(30.0, help="Chunk length of videos/<uid>/<k>.mp4 (official: 600)."),
+    chunk_seconds: float = typer.Option(20.0, help="Chunk length of videos/<uid>/<k>.mp4 (official: 600)."),
     questions: int = typer.Option(300, help="EgoMCQ questions, half inter-video and half intra-video."),
     objects: int = typer.Option(3, help="Objects per scene."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same dataset."),

@@ -44,13 +44,13 @@ EGOCLIP_HEADER = (
 class SynthConfig:
     """Options of ``egokit synth``; stored in ``synth.json`` so a dataset can be regenerated exactly."""
 
-    videos: int = 60  # training videos (egoclip.csv)
-    val_videos: int = 10  # held-out videos (egomcq.json only)
-    duration: float = 60.0  # seconds per video
+    videos: int = 120  # training videos (egoclip.csv)
+    val_videos: int = 12  # held-out videos (egomcq.json only)
+    duration: float = 30.0  # seconds per video
     size: int = 128  # frame height (short side) in pixels
     aspect: float = 1.0  # width / height
     fps: int = 15
-    chunk_seconds: float = 30.0
+    chunk_seconds: float = 20.0
     questions: int = 300  # half inter-video, half intra-video
     objects: int = 3  # objects per scene
     seed: int = 0
