@@ -264,15 +264,19 @@ def save_head(folder: str | os.PathLike, head: torch.nn.Module, info: dict[str, 
     return folder
 
 
-def load_head_files(folder: str | os.PathLike, what: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, info) written by :func:`save_head`; ``what`` names the command that trains it (errors)."""
+def load_head(folder: str | os.PathLike, head_cls: type, what: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a head saved by :func:`save_head` (``head_cls(**info["config"])``, eval mode) and return its info;
+    ``what`` names the command that trains it, for the error message."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     if not (folder / "head.json").is_file() or not (folder / "head.safetensors").is_file():
         raise CheckpointError(f"no trained head in {folder} (expected head.json + head.safetensors from "
                               f"`{what}`); pass head=FOLDER")
-    return load_file(str(folder / "head.safetensors")), json.loads((folder / "head.json").read_text())
+    info = json.loads((folder / "head.json").read_text())
+    head = head_cls(**info["config"])
+    head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    return head.eval(), info
 
 
 def load_pretrained(folder: str | os.PathLike, **overrides: Any) -> EgoVLPv2:

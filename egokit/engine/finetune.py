@@ -7,6 +7,7 @@ state by ``select`` (a metric name, higher is better) is kept, on the *validatio
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -34,6 +35,13 @@ class FinetuneSettings:
     clip_grad: Optional[float] = None
     log_every: int = 10
     seed: int = 0
+
+    @classmethod
+    def from_options(cls, options: Any, **overrides: Any) -> "FinetuneSettings":
+        """Take every setting a task's options dataclass also declares (same name), then ``overrides``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {n: getattr(options, n) for n in names if hasattr(options, n)}
+        return cls(**{**values, **overrides})
 
 
 def finetune(ctx, module: torch.nn.Module, dataset: Dataset, settings: FinetuneSettings, *,

@@ -127,10 +127,7 @@ def train(ctx) -> dict:
     test_set = _dataset(options, "test", size, options.sampling)
     collate = QACollate(tokenizer, options.max_length)
     module = TaskQAModel(backbone.train(), TaskQAHead(backbone.config.width, len(train_set.answers)).to(ctx.device))
-    settings = FinetuneSettings(epochs=options.epochs, max_steps=options.max_steps, batch_size=options.batch_size,
-                                num_workers=options.num_workers, lr=options.lr, weight_decay=options.weight_decay,
-                                betas=options.betas, warmup=options.warmup, clip_grad=options.clip_grad,
-                                log_every=options.log_every, seed=ctx.seed)
+    settings = FinetuneSettings.from_options(options, seed=ctx.seed)
     result = finetune(ctx, module, train_set, settings, collate_fn=collate,
                       evaluate=lambda m: _public(predict(ctx, m, val_set, collate, options)), select="all",
                       head_names=("projector",))

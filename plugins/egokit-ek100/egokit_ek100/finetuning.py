@@ -86,10 +86,7 @@ def run_finetuning(ctx, options: EK100Options) -> dict[str, Any]:
         ctx.accelerator.wait_for_everyone()
         return metrics
 
-    settings = FinetuneSettings(epochs=options.epochs, max_steps=options.max_steps, batch_size=options.batch_size,
-                                num_workers=options.num_workers, lr=options.lr, weight_decay=options.weight_decay,
-                                betas=options.betas, eps=options.eps, warmup=options.warmup,
-                                clip_grad=options.clip_grad, log_every=options.log_every, seed=ctx.seed)
+    settings = FinetuneSettings.from_options(options, seed=ctx.seed)
     result = finetune(ctx, RankingModule(model, options.margin), dataset, settings, evaluate=validate,
                       select=options.select)
     if ctx.is_main:

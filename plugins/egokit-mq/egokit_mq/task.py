@@ -167,12 +167,9 @@ def save_head(head: DetectionHead, folder: Path, options: MQOptions, classes: li
 
 
 def load_head(folder: str | Path) -> tuple[DetectionHead, dict]:
-    from egokit.checkpoint import load_head_files
+    from egokit.checkpoint import load_head as load
 
-    state, info = load_head_files(folder, "egokit train mq")
-    head = DetectionHead(**info["config"])
-    head.load_state_dict(state)
-    return head.eval(), info
+    return load(folder, DetectionHead, "egokit train mq")
 
 
 def evaluate(ctx) -> dict:

@@ -173,12 +173,9 @@ def save_head(head: SpanHead, folder: Path, options: NLQOptions) -> Path:
 
 
 def load_head(folder: str | Path) -> tuple[SpanHead, dict]:
-    from egokit.checkpoint import load_head_files
+    from egokit.checkpoint import load_head as load
 
-    state, info = load_head_files(folder, "egokit train nlq")
-    head = SpanHead(**info["config"])
-    head.load_state_dict(state)
-    return head.eval(), info
+    return load(folder, SpanHead, "egokit train nlq")
 
 
 def evaluate(ctx) -> dict:
