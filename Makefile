@@ -25,8 +25,15 @@ demo: setup
 	$(BIN)/egokit eval egomcq --ckpt $(DEMO_DIR)/pretrain/model --data $(DEMO_DIR)/data -o $(DEMO_DIR) \
 		num_frames=4 chunk_seconds=20
 
-bench: setup
-	$(BIN)/python bench/run_all.py
+# Every benchmark (`egokit bench --help`); BENCH_ARGS="--quick" for a short run, "--official-repo PATH" to time the
+# official code beside egokit (a clone of facebookresearch/EgoVLPv2 outside this repository).
+BENCH_ARGS ?=
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	touch $@
+
+bench: setup $(VENV)/.bench-installed
+	$(BIN)/egokit bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -61,7 +61,10 @@ def main() -> None:
             rows.append(run("egovlpv2-base", precision, video, args.base_seconds, args.frames))
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"device": "cpu", "threads": torch.get_num_threads(), "rows": rows}, handle, indent=2)
+            headline = [{"what": f"embed, {r['model']} {r['precision']}", "value": f"{r['windows_per_s']:.2f} windows/s",
+                         "note": f"{args.frames}-frame windows, {r['realtime_x']:.2f}x real time"} for r in rows]
+            json.dump({"device": "cpu", "threads": torch.get_num_threads(), "rows": rows, "headline": headline},
+                      handle, indent=2)
         return
     from rich.console import Console
     from rich.table import Table

@@ -79,6 +79,11 @@ def main() -> None:
               f"{row['speedup_vs_official']:.2f}x")
     print(f"tiny forward+backward (dual+VTM+MLM): {result['tiny_train']['seconds_per_clip_fwd_bwd'] * 1000:.1f} ms/clip")
     if args.json:
+        result["headline"] = [
+            {"what": f"base dual video+text forward, {p}", "value": f"{row['clips_per_s']:.2f} clips/s",
+             "note": f"{row['seconds_per_batch']:.2f} s per batch of {args.batch}; official "
+                     f"{row['official_seconds']} s (baseline-cpu.md, 2 threads) -> {row['speedup_vs_official']:.2f}x"}
+            for p, row in result["base_dual_forward"].items()]
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)
 

@@ -27,12 +27,14 @@ app.command("env")(_lazy("env", "env"))
 app.command("models")(_lazy("models", "models"))
 app.command("convert")(_lazy("models", "convert"))
 app.command("synth")(_lazy("synth", "synth"))
+app.command("prepare")(_lazy("prepare", "prepare"))
 app.command("pretrain")(_lazy("pretrain", "pretrain"))
 app.command("embed")(_lazy("embed", "embed"))
 app.command("summarize")(_lazy("summarize", "summarize"))
 app.command("tasks")(_lazy("tasks", "tasks"))
 app.command("eval")(_lazy("tasks", "eval_cmd"))
 app.command("train")(_lazy("tasks", "train_cmd"))
+app.command("bench")(_lazy("bench", "bench"))
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ def synth(
     chunk_seconds: float = typer.Option(20.0, help="Chunk length of videos/<uid>/<k>.mp4 (official: 600)."),
     questions: int = typer.Option(300, help="EgoMCQ questions, half inter-video and half intra-video."),
     objects: int = typer.Option(3, help="Objects per scene."),
+    zoom: float = typer.Option(1.6, help="Head-camera zoom onto the handled object (1 = whole table in view)."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same dataset."),
     workers: int = typer.Option(2, help="Parallel processes rendering videos."),
     force: bool = typer.Option(False, "--force", help="Write into OUT even if it is not empty."),
@@ -47,6 +48,7 @@ def synth(
         chunk_seconds=chunk_seconds,
         questions=questions,
         objects=objects,
+        zoom=zoom,
         seed=seed,
     )
     config.validate()

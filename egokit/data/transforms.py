@@ -18,6 +18,7 @@ back to uint8.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -132,9 +133,21 @@ def normalize_video(
     if video_uint8.dtype != torch.uint8 or video_uint8.dim() < 3 or video_uint8.shape[-3] != 3:
         raise ValueError(f"expected a uint8 (..., 3, H, W) tensor, got {video_uint8.dtype} {tuple(video_uint8.shape)}")
     device = video_uint8.device
-    # Fold /255 into the affine map: x * scale + shift, computed in float32 then cast.
+    if device.type == "cuda":  # cached: building them per call is a pageable copy + stream sync every batch
+        scale, shift = _cuda_affine(tuple(map(float, mean)), tuple(map(float, std)), device)
+    else:
+        scale, shift = _affine(mean, std, device)
+    return torch.addcmul(shift, video_uint8.to(torch.float32), scale).to(dtype)
+
+
+def _affine(mean, std, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold /255 into the affine map: x * scale + shift, computed in float32 (the result is then cast)."""
     mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=device).view(3, 1, 1)
-    scale = 1.0 / (255.0 * std_t)
-    shift = -mean_t / std_t
-    return torch.addcmul(shift, video_uint8.to(torch.float32), scale).to(dtype)
+    return 1.0 / (255.0 * std_t), -mean_t / std_t
+
+
+@functools.lru_cache(maxsize=16)
+def _cuda_affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device):
+    with torch.inference_mode(False):  # ordinary tensors even when first called under inference_mode
+        return _affine(mean, std, device)

@@ -78,7 +78,7 @@ class PretrainObjective(nn.Module):
             out["vtm"] = local
             total = total + self.w_vtm * local
             out["vtm_accuracy_sum"] = (logits.argmax(-1) == pairs.labels[mine]).float().sum().detach()
-            out["vtm_pairs"] = torch.tensor(float(mine.sum()), device=video.device)
+            out["vtm_pairs"] = mine.sum().float()  # stays on device: no host sync, no host->device copy
         out["loss"] = total
         return out
 

@@ -60,6 +60,8 @@ def build_model(recipe: PretrainRecipe, vocab_size: int | None):
             init_text_from_roberta(model, m.roberta)
     model.config.preprocess.max_text_length = recipe.data.max_text_length
     model.set_grad_checkpointing(m.gradient_checkpointing)
+    if recipe.train.compile:
+        model.compile_blocks(backend=recipe.train.compile_backend)
     return model.train()
 
 

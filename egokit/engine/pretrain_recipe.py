@@ -68,6 +68,8 @@ class TrainSection:
     log_every: int = 10
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
+    compile: bool = False                       # torch.compile the transformer blocks (CUDA; slow start)
+    compile_backend: str = "inductor"           # any torch.compile backend (aot_eager: checks without a compiler)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from egokit.synth.writer import encode_chunks, write_csv, write_json, write_text
 
 __all__ = ["SynthConfig", "SynthSummary", "VideoPlan", "generate", "plan_video", "render_video"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: gaze camera (zoom)
 EGOCLIP_HEADER = (
     "clip_idx", "video_uid", "video_dur", "narration_source", "narration_ind", "narration_time",
     "clip_start", "clip_end", "clip_text", "tag_verb", "tag_noun",
@@ -53,6 +53,7 @@ class SynthConfig:
     chunk_seconds: float = 20.0
     questions: int = 300  # half inter-video, half intra-video
     objects: int = 3  # objects per scene
+    zoom: float = 1.6  # head-camera zoom onto the handled object (1 = fixed whole-table view)
     seed: int = 0
     crf: int = 23
     preset: str = "veryfast"
@@ -86,6 +87,8 @@ class SynthConfig:
             problems.append("--chunk-seconds x --fps must be a whole number of frames")
         if self.seed < 0:
             problems.append("--seed must be >= 0")
+        if not 1.0 <= self.zoom <= 3.0:
+            problems.append("--zoom must be in [1, 3]")
         if not 2 <= self.objects <= 5:
             problems.append("--objects must be in [2, 5]")
         if problems:
@@ -154,7 +157,7 @@ def plan_video(config: SynthConfig, number: int) -> VideoPlan:
 def render_video(config: SynthConfig, number: int, video_root: Path) -> tuple[VideoPlan, int]:
     """Render and encode video ``number`` under ``video_root/<uid>/``; returns its plan and chunk count."""
     uid, scene, actions, _ = _scene_and_actions(config, number)
-    renderer = Renderer(scene, actions, config.width, config.size)
+    renderer = Renderer(scene, actions, config.width, config.size, zoom=config.zoom)
     num_frames = int(round(config.duration * config.fps))
     paths = encode_chunks(
         lambda i: renderer.frame(i / config.fps),
@@ -316,10 +319,10 @@ def _readme(config: SynthConfig, summary: SynthSummary) -> str:
 
 Regenerate with `egokit synth OUT --videos {config.videos} --val-videos {config.val_videos} --duration {config.duration:g} \
 --size {config.size} --aspect {config.aspect:g} --fps {config.fps} --chunk-seconds {config.chunk_seconds:g} \
---questions {config.questions} --objects {config.objects} --seed {config.seed}` (all options are in `synth.json`).
+--questions {config.questions} --objects {config.objects} --zoom {config.zoom:g} --seed {config.seed}` (all options are in `synth.json`).
 
-A hand acts on one of {config.objects} coloured objects on a table; each narration names the verb and the object
-(`#C C picks up the red cup`). Verbs come in opposite pairs ({verbs}) that start from shared poses, so telling them
+A hand acts on one of {config.objects} coloured objects on a table, and the head camera zooms {config.zoom:g}x onto the
+object being handled; each narration names the verb and the object (`#C C picks up the red cup`). Verbs come in opposite pairs ({verbs}) that start from shared poses, so telling them
 apart needs motion across frames; intra-video questions (types 2) choose between actions of one scene.
 
 | file | content |

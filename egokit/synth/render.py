@@ -3,6 +3,11 @@
 Each shape is a signed-distance-like function evaluated only inside its bounding box; a one-pixel ramp on the
 edge anti-aliases it. The background (wall, textured table) is drawn once on a canvas a little larger than the
 frame and cropped per frame by the camera drift; objects, their shadows and the arm/hand are drawn per frame.
+
+The camera *gazes* like a head-mounted one: while the hand acts on an object the view zooms onto that object's
+home spot (``zoom`` times), and between actions it pans to the next object. The gaze depends only on which object
+is handled, never on the verb, so opposite verbs still share their frames; the zoom is a crop of the rendered
+frame resized back to full size (Pillow, bilinear).
 """
 
 from __future__ import annotations
@@ -61,7 +66,10 @@ def _shape_sd(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 class Renderer:
     """Renders frame ``t`` (seconds) of a scene and its action timeline at ``width`` x ``height`` pixels."""
 
-    def __init__(self, scene: Scene, actions: list[Action], width: int, height: int) -> None:
+    def __init__(self, scene: Scene, actions: list[Action], width: int, height: int, zoom: float = 1.0) -> None:
+        if zoom < 1.0:
+            raise ValueError(f"zoom must be >= 1, got {zoom}")
+        self.zoom = float(zoom)
         self.scene = scene
         self.actions = sorted(actions, key=lambda a: a.t0)
         self.width, self.height = width, height
@@ -131,6 +139,28 @@ class Renderer:
         p = _smoothstep((t - t_from) / max(t_to - t_from, 1e-6))
         return start[0] + (end[0] - start[0]) * p, start[1] + (end[1] - start[1]) * p
 
+    def gaze_at(self, t: float) -> tuple[float, float, float]:
+        """Camera gaze ``(x, y, zoom)`` in world units: on the handled object's home spot during an action,
+        panning (smoothstep) between objects in the gaps, from the whole-scene view before the first action."""
+        if self.zoom == 1.0:
+            return self.scene.aspect / 2, 0.5, 1.0
+        k = bisect.bisect_right(self._starts, t)  # next action index
+        prev = self.actions[k - 1] if k > 0 else None
+        if prev is not None and t < prev.t1:
+            return self._gaze_on(prev.obj)
+        nxt = self.actions[k] if k < len(self.actions) else None
+        start = self._gaze_on(prev.obj) if prev else (self.scene.aspect / 2, 0.5, 1.0)
+        if nxt is None:
+            return start
+        end = self._gaze_on(nxt.obj)
+        t_from = prev.t1 if prev else 0.0
+        p = _smoothstep((t - t_from) / max(nxt.t0 - t_from, 1e-6))
+        return tuple(a + (b - a) * p for a, b in zip(start, end, strict=True))  # type: ignore[return-value]
+
+    def _gaze_on(self, obj: int) -> tuple[float, float, float]:
+        o = self.scene.objects[obj]
+        return o.x, o.y - 0.9 * o.size, self.zoom
+
     def drift_at(self, t: float) -> tuple[int, int]:
         ax, ay, period, phase = self.scene.drift
         k = self.height / 128.0
@@ -161,7 +191,20 @@ class Renderer:
             self._shadow(img, self.scene.objects[moving], states[moving], off)
             self._object(img, self.scene.objects[moving], states[moving], off)
         self._arm(img, self.hand_at(t, states, active), off)
-        return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        return self._look(out, *self.gaze_at(t))
+
+    def _look(self, img: np.ndarray, x: float, y: float, zoom: float) -> np.ndarray:
+        """Crop ``1/zoom`` of the frame around world point ``(x, y)`` (kept inside the frame), resized back."""
+        if zoom <= 1.0 + 1e-6:
+            return img
+        from PIL import Image
+
+        w, h = self.width / zoom, self.height / zoom
+        x0 = min(max(x * self.px - w / 2, 0.0), self.width - w)
+        y0 = min(max(y * self.px - h / 2, 0.0), self.height - h)
+        box = (x0, y0, x0 + w, y0 + h)
+        return np.asarray(Image.fromarray(img).resize((self.width, self.height), Image.BILINEAR, box=box))
 
     def _static_layer(self, posed: tuple[tuple[int, ObjectState], ...]) -> np.ndarray:
         """Background plus the resting objects (far ones first) and their shadows, on the drift canvas."""

@@ -100,12 +100,13 @@ def _ctx(root, out, **options):
                        options={"data": str(root), "features": str(root / "features"), **options})
 
 
-def test_nlq_train_and_eval_on_embed_features(nlq_setup, tmp_path):
+@pytest.mark.parametrize("head_type", ["span", "vslnet"])
+def test_nlq_train_and_eval_on_embed_features(nlq_setup, tmp_path, head_type):
     from egokit.tasks.registry import get_task
 
     task = get_task("nlq")
     options = dict(feature_recipe="egovlpv2-nlq", epochs=60, batch_size=12, dim=32, heads=4, layers=2, dropout=0.0,
-                   lr=2e-3)
+                   lr=2e-3, head_type=head_type)
     result = task.train(_ctx(nlq_setup, tmp_path, **options))
     meta = json.loads((nlq_setup / "features" / "egovlpv2-nlq" / "embed_meta.json").read_text())
     assert meta["recipe"]["name"] == "egovlpv2-nlq" and len(meta["videos"]) == 16
@@ -120,6 +121,7 @@ def test_nlq_train_and_eval_on_embed_features(nlq_setup, tmp_path):
     fixed = [{**r, "predicted_times": [[8.0, 12.0]]} for r in submission["results"]]
     baseline = max(nlq_recall(whole, gt)["R@1 IoU=0.3"], nlq_recall(fixed, gt)["R@1 IoU=0.3"])
     assert result["metrics"]["R@1 IoU=0.3"] >= baseline + 30, (result["metrics"], baseline)
-    # evaluation reloads the saved head and reproduces the numbers from the cached features
+    assert json.loads((tmp_path / "nlq_head" / "head.json").read_text())["head_type"] == head_type
+    # evaluation reloads the saved head (whatever its type) and reproduces the numbers from the cached features
     again = task.evaluate(_ctx(nlq_setup, tmp_path, feature_recipe="egovlpv2-nlq"))
     assert again["metrics"]["R@1 IoU=0.3"] == result["metrics"]["R@1 IoU=0.3"]

@@ -5,7 +5,8 @@ Annotations (``moments_{train,val}.json``): ``videos -> clips -> annotations -> 
 (a label without the field counts as primary). Classes come from a ``moment_classes_idx.json``-style map
 ``name -> index``; a ``Background`` entry is ignored (the head has one sigmoid per real class). Features: one
 ``(n_windows, D)`` file per clip from ``egokit embed``; step times are the window centres recorded in
-``embed_meta.json``.
+``embed_meta.json``. Each item also carries the moments as ``segments`` in step cells (step ``i`` covers
+``[i, i + 1)``, its centre time ``times[i]``) for anchor-based heads.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def ground_truth(clips: list[MQClip]) -> list[dict[str, Any]]:
 
 
 class MQFeatures(Dataset):
-    """One item per clip: features (T, D), step centre times (T,), per-step class targets and boundary distances."""
+    """One item per clip: features (T, D), step centre times (T,), per-step class targets and boundary distances,
+    moments in step cells."""
 
     def __init__(self, clips: list[MQClip], feature_dir: str | Path, classes: list[str]) -> None:
         self.clips, self.dir, self.classes = clips, Path(feature_dir), classes
@@ -102,7 +104,16 @@ class MQFeatures(Dataset):
         times = (np.asarray(entry["window_starts"]) + np.asarray(entry["window_ends"])) / 2
         labels, dist = targets(clip, times, self.class_index)
         return {"video": feats, "times": torch.from_numpy(times).float(), "labels": labels, "dist": dist,
-                "index": index}
+                "segments": segments_in_cells(clip, times, self.class_index), "index": index}
+
+
+def segments_in_cells(clip: MQClip, times: np.ndarray, class_index: dict[str, int]) -> torch.Tensor:
+    """(n, 3) rows (start, end, class) of the clip's known-class moments in step cells: a time ``t`` maps to
+    ``(t - times[0]) / step + 0.5`` with ``step`` the mean spacing of the step centres (as the MQ task uses)."""
+    step = max(float(times[-1] - times[0]) / max(len(times) - 1, 1), 1e-3)  # = egokit_mq.task._step
+    rows = [((m.start - times[0]) / step + 0.5, (m.end - times[0]) / step + 0.5, class_index[m.label])
+            for m in clip.moments if m.label in class_index]
+    return torch.tensor(rows, dtype=torch.float32).reshape(-1, 3)
 
 
 def targets(clip: MQClip, times: np.ndarray, class_index: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,5 +146,10 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         n = len(b["video"])
         out["video"][i, :n], out["mask"][i, :n], out["times"][i, :n] = b["video"], True, b["times"]
         out["labels"][i, :n], out["dist"][i, :n] = b["labels"], b["dist"]
+    most = max((len(b["segments"]) for b in batch if "segments" in b), default=0)
+    if any("segments" in b for b in batch):
+        out["segments"] = torch.full((len(batch), max(most, 1), 3), -1.0)
+        for i, b in enumerate(batch):
+            out["segments"][i, :len(b["segments"])] = b["segments"]
     out["index"] = torch.tensor([b["index"] for b in batch])
     return out

@@ -1,15 +1,17 @@
 """Anchor-free temporal detection head (ActionFormer-lite) for EgoMQ.
 
-egokit deliberately replaces the official VSGN (anchors at 5 pyramid levels, graph convolutions, two-stage
-boundary adjustment, spec §5.5) with a single-scale anchor-free head: a temporal conv stem, a small pre-LN
-transformer, and per time step a sigmoid score per class (focal loss) plus distances to the moment's start and
-end (1-D IoU loss), decoded with per-class NMS. It is much smaller and has no anchor hyper-parameters. It is not
-claimed to match VSGN (VSGN is not implemented here, so no comparison on the same features was made); it is
-tested to beat trivial baselines by a wide margin.
+egokit's default head (``head_type=anchor-free``) replaces the official VSGN (anchors at 5 pyramid levels, graph
+convolutions, two-stage boundary adjustment, spec §5.5) with a single-scale anchor-free head: a temporal conv
+stem, a small pre-LN transformer, and per time step a sigmoid score per class (focal loss) plus distances to the
+moment's start and end (1-D IoU loss), decoded with per-class NMS. It is much smaller and has no anchor
+hyper-parameters. A VSGN re-implementation is available as ``head_type=vsgn`` (``egokit_mq.vsgn``);
+``bench/heads.py`` compares the two on the same features. On its synthetic features VSGN is better on every
+metric (README, "Tasks"); no real-feature comparison has been made.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -71,21 +73,41 @@ def detection_loss(logits: torch.Tensor, dist: torch.Tensor, mask: torch.Tensor,
 
 
 def nms_1d(segments: torch.Tensor, scores: torch.Tensor, threshold: float) -> list[int]:
-    """Indices kept by greedy NMS on (N, 2) segments (tIoU > threshold suppresses)."""
-    order = scores.argsort(descending=True).tolist()
+    """Indices kept by greedy NMS on (N, 2) segments (tIoU > threshold with a kept segment suppresses)."""
+    order = scores.argsort(descending=True).numpy()
+    seg = segments.double().numpy()[order]
+    inter = (np.minimum(seg[:, None, 1], seg[None, :, 1]) - np.maximum(seg[:, None, 0], seg[None, :, 0])).clip(0)
+    length = seg[:, 1] - seg[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        over = inter / (length[:, None] + length[None, :] - inter) > threshold  # 0/0 (empty union): never
+    suppressed = np.zeros(len(order), dtype=bool)
     keep: list[int] = []
-    for i in order:
-        s, e = segments[i]
-        ok = True
-        for j in keep:
-            inter = (torch.minimum(e, segments[j, 1]) - torch.maximum(s, segments[j, 0])).clamp(min=0)
-            union = (e - s) + (segments[j, 1] - segments[j, 0]) - inter
-            if union > 0 and inter / union > threshold:
-                ok = False
-                break
-        if ok:
-            keep.append(i)
+    for r in range(len(order)):
+        if not suppressed[r]:
+            keep.append(int(order[r]))
+            suppressed |= over[r]
     return keep
+
+
+def select_detections(scores: torch.Tensor, segments: torch.Tensor, *, score_threshold: float = 0.001,
+                      pre_nms: int = 2000, nms_threshold: float = 0.5,
+                      max_detections: int = 100) -> list[tuple[int, float, float, float]]:
+    """Detections ``(class, start, end, score)`` from (N, C) scores of (N, 2) candidate segments (seconds): the
+    ``pre_nms`` best (candidate, class) pairs above the threshold, per-class NMS, best ``max_detections``."""
+    flat = scores.flatten()
+    k = min(pre_nms, int((flat > score_threshold).sum()))
+    if k == 0:
+        return []
+    top, idx = flat.topk(k)
+    n, c = idx // scores.shape[1], idx % scores.shape[1]
+    out = []
+    for cls in c.unique().tolist():
+        sel = (c == cls).nonzero().flatten()
+        for i in nms_1d(segments[n[sel]], top[sel], nms_threshold):
+            j = sel[i]
+            out.append((cls, float(segments[n[j], 0]), float(segments[n[j], 1]), float(top[j])))
+    out.sort(key=lambda d: -d[3])
+    return out[:max_detections]
 
 
 @torch.no_grad()
@@ -93,21 +115,8 @@ def decode(logits: torch.Tensor, dist: torch.Tensor, times: torch.Tensor, step: 
            *, score_threshold: float = 0.001, pre_nms: int = 2000, nms_threshold: float = 0.5,
            max_detections: int = 100) -> list[tuple[int, float, float, float]]:
     """Detections ``(class, start, end, score)`` of one clip from its (T, C) logits, (T, 2) distances, (T,) times."""
-    scores = logits.float().sigmoid()
-    flat = scores.flatten()
-    k = min(pre_nms, int((flat > score_threshold).sum()))
-    if k == 0:
-        return []
-    top, idx = flat.topk(k)
-    t, c = idx // scores.shape[1], idx % scores.shape[1]
-    starts = (times[t] - dist[t, 0] * step).clamp(min=0)
-    ends = (times[t] + dist[t, 1] * step).clamp(max=duration)
-    segments = torch.stack([starts, ends], dim=-1)
-    out = []
-    for cls in c.unique().tolist():
-        sel = (c == cls).nonzero().flatten()
-        for i in nms_1d(segments[sel], top[sel], nms_threshold):
-            j = sel[i]
-            out.append((cls, float(segments[j, 0]), float(segments[j, 1]), float(top[j])))
-    out.sort(key=lambda d: -d[3])
-    return out[:max_detections]
+    starts = (times - dist[:, 0] * step).clamp(min=0)
+    ends = (times + dist[:, 1] * step).clamp(max=duration)
+    return select_detections(logits.float().sigmoid(), torch.stack([starts, ends], dim=-1),
+                             score_threshold=score_threshold, pre_nms=pre_nms, nms_threshold=nms_threshold,
+                             max_detections=max_detections)

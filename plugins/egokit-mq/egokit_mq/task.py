@@ -2,7 +2,9 @@
 
 Flow: the clips of the annotation files are embedded with the feature recipe (official ``egovlpv2-mq``: projected
 dual features, 16 frames per window, 1.87 windows/s) into ``features/<recipe>/`` (resumable, shared by later
-runs); the head is trained on train and evaluated once on val at the end. Deliberate difference from the official
+runs); the head is trained on train and evaluated once on val at the end. ``head_type`` picks the head:
+``anchor-free`` (default, ``egokit_mq.head.DetectionHead``) or ``vsgn`` (the official baseline,
+``egokit_mq.vsgn.VSGNHead``); evaluation rebuilds whichever head was saved. Deliberate difference from the official
 recipe: no hyper-parameter grid search or checkpoint selection on the reported split (spec §8.1 item 22).
 """
 
@@ -22,8 +24,10 @@ from egokit.recipes import build, read_yaml, to_dict
 from egokit.results import write_json_atomic
 from egokit_mq.data import MQClip, MQFeatures, collate, ground_truth, read_annotations, read_classes
 from egokit_mq.head import DetectionHead, decode, detection_loss
+from egokit_mq.vsgn import VSGNHead, vsgn_detections, vsgn_loss
 
 HEAD_DIR = "mq_head"
+HEAD_TYPES = {"anchor-free": DetectionHead, "vsgn": VSGNHead}
 
 
 @dataclass
@@ -37,10 +41,11 @@ class MQOptions:
     feature_recipe: str = "egovlpv2-mq"
     embed_batch_size: int = 32
     head: Optional[str] = None
-    dim: int = 128
-    heads: int = 4
-    layers: int = 2
-    dropout: float = 0.1
+    head_type: str = "anchor-free"  # anchor-free (default) | vsgn (official baseline, re-implemented)
+    dim: int = 128  # (official vsgn: 256)
+    heads: int = 4  # anchor-free only
+    layers: int = 2  # anchor-free: transformer layers; vsgn: conv layers per head tower (official 4)
+    dropout: float = 0.1  # anchor-free only
     epochs: int = 30
     batch_size: int = 8
     lr: float = 1e-3
@@ -66,7 +71,26 @@ def default_options() -> dict:
 
 
 def _options(ctx) -> MQOptions:
-    return build(MQOptions, {**default_options(), **ctx.options}, where="mq")
+    options = build(MQOptions, {**default_options(), **ctx.options}, where="mq")
+    if options.head_type not in HEAD_TYPES:
+        raise ConfigError(f"mq: head_type must be one of {', '.join(HEAD_TYPES)}, not {options.head_type!r}")
+    return options
+
+
+def build_head(options: MQOptions, in_dim: int, num_classes: int) -> DetectionHead | VSGNHead:
+    """The head named by ``options.head_type``, sized by the options."""
+    if options.head_type == "vsgn":
+        return VSGNHead(in_dim, num_classes, options.dim, head_layers=options.layers)
+    return DetectionHead(in_dim, num_classes, options.dim, options.heads, options.layers, dropout=options.dropout)
+
+
+def head_loss(head, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The training loss of either head on one collated batch."""
+    if isinstance(head, VSGNHead):
+        return vsgn_loss(head(batch["video"], batch["mask"]), batch["segments"], batch["mask"])
+    logits, dist = head(batch["video"], batch["mask"])
+    return detection_loss(logits, dist, batch["mask"], batch["labels"], batch["dist"],
+                          _step(batch["times"], batch["mask"]))
 
 
 def _split(ctx, options: MQOptions, split: str, classes: list[str]) -> tuple[list[MQClip], MQFeatures]:
@@ -98,20 +122,26 @@ def _step(times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(head: DetectionHead, dataset: MQFeatures, options: MQOptions) -> list[dict[str, Any]]:
+def predict(head: DetectionHead | VSGNHead, dataset: MQFeatures, options: MQOptions) -> list[dict[str, Any]]:
     head.eval()
     device = next(head.parameters()).device
     out = []
+    post = dict(nms_threshold=options.nms_threshold, max_detections=options.max_detections)
     for batch in DataLoader(dataset, batch_size=options.batch_size, collate_fn=collate):
         mask = batch["mask"].to(device)
-        logits, dist = head(batch["video"].to(device), mask)
+        outputs = head(batch["video"].to(device), mask)
         steps = _step(batch["times"], batch["mask"])
         for i, index in enumerate(batch["index"].tolist()):
             clip = dataset.clips[index]
             n = int(batch["mask"][i].sum())
-            for cls, start, end, score in decode(logits[i, :n].cpu(), dist[i, :n].cpu(), batch["times"][i, :n],
-                                                 float(steps[i]), clip.duration, nms_threshold=options.nms_threshold,
-                                                 max_detections=options.max_detections):
+            if isinstance(head, VSGNHead):
+                found = vsgn_detections(outputs, i, n, batch["times"][i, :n], float(steps[i]), clip.duration,
+                                        refine=head.refine, **post)
+            else:
+                logits, dist = outputs
+                found = decode(logits[i, :n].cpu(), dist[i, :n].cpu(), batch["times"][i, :n], float(steps[i]),
+                               clip.duration, **post)
+            for cls, start, end, score in found:
                 out.append({"clip_uid": clip.clip_uid, "label": dataset.classes[cls], "start": round(start, 4),
                             "end": round(end, 4), "score": round(score, 6)})
     return out
@@ -130,8 +160,7 @@ def train(ctx) -> dict:
     val_clips, val_set = _split(ctx, options, "val", classes)
     if not ctx.is_main:
         return {"metrics": {}, "config": to_dict(options)}
-    head = DetectionHead(train_set[0]["video"].shape[1], len(classes), options.dim, options.heads, options.layers,
-                         dropout=options.dropout).to(ctx.device)
+    head = build_head(options, train_set[0]["video"].shape[1], len(classes)).to(ctx.device)
     optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     loader = DataLoader(train_set, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(ctx.seed))
@@ -144,8 +173,7 @@ def train(ctx) -> dict:
             head.train()
             for batch in loader:
                 b = {k: v.to(ctx.device) for k, v in batch.items()}
-                logits, dist = head(b["video"], b["mask"])
-                loss = detection_loss(logits, dist, b["mask"], b["labels"], b["dist"], _step(b["times"], b["mask"]))
+                loss = head_loss(head, b)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -160,16 +188,26 @@ def train(ctx) -> dict:
             "checkpoint": {"head": str(folder)}}
 
 
-def save_head(head: DetectionHead, folder: Path, options: MQOptions, classes: list[str]) -> Path:
+def save_head(head: DetectionHead | VSGNHead, folder: Path, options: MQOptions, classes: list[str]) -> Path:
     from egokit.checkpoint import save_head as save
 
-    return save(folder, head, {"config": head.config, "feature_recipe": options.feature_recipe, "classes": classes})
+    head_type = next(name for name, cls in HEAD_TYPES.items() if isinstance(head, cls))
+    return save(folder, head, {"head_type": head_type, "config": head.config,
+                               "feature_recipe": options.feature_recipe, "classes": classes})
 
 
-def load_head(folder: str | Path) -> tuple[DetectionHead, dict]:
+def load_head(folder: str | Path) -> tuple[DetectionHead | VSGNHead, dict]:
+    """The saved head, rebuilt as the class recorded in ``head.json`` (``anchor-free`` for heads saved before)."""
+    import json
+
     from egokit.checkpoint import load_head as load
 
-    return load(folder, DetectionHead, "egokit train mq")
+    info_path = Path(folder) / "head.json"
+    head_type = json.loads(info_path.read_text()).get("head_type", "anchor-free") if info_path.is_file() \
+        else "anchor-free"
+    if head_type not in HEAD_TYPES:
+        raise ConfigError(f"{info_path}: unknown head_type {head_type!r} (known: {', '.join(HEAD_TYPES)})")
+    return load(folder, HEAD_TYPES[head_type], "egokit train mq")
 
 
 def evaluate(ctx) -> dict:

@@ -1,11 +1,12 @@
 """Span head for NLQ: a small pre-LN transformer over [query tokens; video steps] with start/end/highlight outputs.
 
-egokit deliberately replaces VSLNet (official: conv encoders, context-query attention, conditioned predictor,
-spec §5.4) with a joint-attention encoder of the same width (128): every video step attends to every query token
-and to every other step. It keeps VSLNet's training signal -- start and end cross-entropy plus a highlight BCE on
-the steps inside the answer (official weight 5) -- and its inference: outer product of start and end
-probabilities, upper triangle, top-k spans. It is not claimed to be better than VSLNet (VSLNet is not implemented
-here, so no comparison on the same features was made); it is tested to beat trivial baselines by a wide margin.
+egokit's default head (``head_type=span``) replaces VSLNet (official: conv encoders, context-query attention,
+conditioned predictor, spec §5.4) with a joint-attention encoder of the same width (128): every video step attends
+to every query token and to every other step. It keeps VSLNet's training signal -- start and end cross-entropy
+plus a highlight BCE on the steps inside the answer (official weight 5) -- and its inference: outer product of
+start and end probabilities, upper triangle, top-k spans. A VSLNet re-implementation is available as
+``head_type=vslnet`` (``egokit_nlq.vslnet``); ``bench/heads.py`` compares the two on the same features. On its
+synthetic features VSLNet is better on every metric (README, "Tasks"); no real-feature comparison has been made.
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ class SpanHead(nn.Module):
 
 def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, highlight_logits: torch.Tensor,
               video_mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor,
-              highlight_weight: float = 5.0) -> torch.Tensor:
-    """CE(start) + CE(end) + weight * masked BCE(highlight) with positives = steps in [start, end]."""
+              highlight_weight: float = 5.0, extend: float = 0.0) -> torch.Tensor:
+    """CE(start) + CE(end) + weight * masked BCE(highlight) with positives = steps in [start, end], that span
+    widened on both sides by ``round(extend * length)`` steps (VSLNet's extended foreground; 0: the span itself)."""
     steps = torch.arange(video_mask.shape[1], device=video_mask.device)
-    inside = ((steps[None] >= start[:, None]) & (steps[None] <= end[:, None])).float()
+    pad = torch.round(extend * (end - start + 1).float()).long()
+    inside = ((steps[None] >= (start - pad)[:, None]) & (steps[None] <= (end + pad)[:, None])).float()
     bce = F.binary_cross_entropy_with_logits(highlight_logits, inside, reduction="none")
     bce = (bce * video_mask).sum() / video_mask.sum().clamp(min=1)
     return F.cross_entropy(start_logits, start) + F.cross_entropy(end_logits, end) + highlight_weight * bce

@@ -3,7 +3,9 @@
 Flow: (1) the clips of the annotation files are embedded with the feature recipe (official: ``egovlpv2-nlq``,
 query-conditioned fusion features) into ``features/<recipe>/`` -- resumable, shared by later runs; (2) query token
 states come from the same model in dual mode (unprojected RoBERTa states, 30 tokens, as officially); (3) the head is
-trained on the train split and evaluated once on val at the end. Deliberate difference from the official recipe:
+trained on the train split and evaluated once on val at the end. ``head_type`` picks the head: ``span`` (default,
+``egokit_nlq.head.SpanHead``) or ``vslnet`` (the official head, ``egokit_nlq.vslnet.VSLNetHead``); evaluation
+rebuilds whichever head was saved. Deliberate difference from the official recipe:
 no model selection on the reported split (the official code reports the best of 100 evaluations on val), and the
 seed is set (official seeding is commented out, spec §8.1 item 21).
 """
@@ -25,8 +27,10 @@ from egokit.recipes import build, read_yaml, to_dict
 from egokit.results import write_json_atomic
 from egokit_nlq.data import NLQFeatures, NLQQuery, collate, read_annotations
 from egokit_nlq.head import SpanHead, span_loss, top_spans
+from egokit_nlq.vslnet import VSLNetHead
 
 HEAD_DIR = "nlq_head"
+HEAD_TYPES = {"span": SpanHead, "vslnet": VSLNetHead}
 
 
 @dataclass
@@ -39,12 +43,13 @@ class NLQOptions:
     feature_recipe: str = "egovlpv2-nlq"
     embed_batch_size: int = 32
     head: Optional[str] = None  # trained head folder (eval; default <output>/nlq_head)
+    head_type: str = "span"  # span (joint-attention transformer) | vslnet (official head, re-implemented)
     text_length: int = 30
     max_len: int = 256
     dim: int = 128
-    heads: int = 4
-    layers: int = 2
-    dropout: float = 0.1
+    heads: int = 4  # vslnet: attention heads of its encoders (official 8)
+    layers: int = 2  # span: transformer layers; vslnet: conv layers per encoder block (official 4)
+    dropout: float = 0.1  # (official vslnet: 0.2)
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
@@ -74,7 +79,26 @@ def default_options() -> dict:
 
 
 def _options(ctx) -> NLQOptions:
-    return build(NLQOptions, {**default_options(), **ctx.options}, where="nlq")
+    options = build(NLQOptions, {**default_options(), **ctx.options}, where="nlq")
+    if options.head_type not in HEAD_TYPES:
+        raise ConfigError(f"nlq: head_type must be one of {', '.join(HEAD_TYPES)}, not {options.head_type!r}")
+    return options
+
+
+def build_head(options: NLQOptions, video_dim: int, text_dim: int) -> SpanHead | VSLNetHead:
+    """The head named by ``options.head_type``, sized by the options."""
+    if options.head_type == "vslnet":
+        return VSLNetHead(video_dim, text_dim, options.dim, options.heads, options.layers, max_len=options.max_len,
+                          max_text=options.text_length, dropout=options.dropout)
+    return SpanHead(video_dim, text_dim, options.dim, options.heads, options.layers, options.max_len,
+                    options.text_length, options.dropout)
+
+
+def head_loss(head, batch: dict[str, torch.Tensor], highlight_weight: float) -> torch.Tensor:
+    """The training loss of either head on one collated batch (VSLNet widens the highlight target)."""
+    s, e, h = head(batch["video"], batch["video_mask"], batch["text"], batch["text_mask"])
+    return span_loss(s, e, h, batch["video_mask"], batch["start"], batch["end"], highlight_weight,
+                     extend=getattr(head, "highlight_extend", 0.0))
 
 
 def _split(ctx, options: NLQOptions, model, tokenizer, split: str) -> tuple[dict, list[NLQQuery], NLQFeatures]:
@@ -101,7 +125,8 @@ def build_dataset(ctx, split: str = "train") -> NLQFeatures:
 
 
 @torch.no_grad()
-def predict(head: SpanHead, dataset: NLQFeatures, batch_size: int = 64, top_k: int = 5) -> list[dict[str, Any]]:
+def predict(head: SpanHead | VSLNetHead, dataset: NLQFeatures, batch_size: int = 64,
+            top_k: int = 5) -> list[dict[str, Any]]:
     """Official submission records: top-k ``predicted_times`` (clip-relative seconds) per query."""
     head.eval()
     device = next(head.parameters()).device
@@ -134,8 +159,7 @@ def train(ctx) -> dict:
     if not ctx.is_main:
         return {"metrics": {}, "config": to_dict(options)}
     sample = train_set[0]
-    head = SpanHead(sample["video"].shape[1], sample["text"].shape[1], options.dim, options.heads, options.layers,
-                    options.max_len, options.text_length, options.dropout).to(ctx.device)
+    head = build_head(options, sample["video"].shape[1], sample["text"].shape[1]).to(ctx.device)
     optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     generator = torch.Generator().manual_seed(ctx.seed)
     loader = DataLoader(train_set, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
@@ -148,8 +172,7 @@ def train(ctx) -> dict:
             head.train()
             for batch in loader:
                 b = {k: v.to(ctx.device) for k, v in batch.items()}
-                s, e, h = head(b["video"], b["video_mask"], b["text"], b["text_mask"])
-                loss = span_loss(s, e, h, b["video_mask"], b["start"], b["end"], options.highlight_weight)
+                loss = head_loss(head, b, options.highlight_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -165,17 +188,25 @@ def train(ctx) -> dict:
             "checkpoint": {"head": str(folder)}}
 
 
-def save_head(head: SpanHead, folder: Path, options: NLQOptions) -> Path:
+def save_head(head: SpanHead | VSLNetHead, folder: Path, options: NLQOptions) -> Path:
     from egokit.checkpoint import save_head as save
 
-    return save(folder, head, {"config": head.config, "feature_recipe": options.feature_recipe,
-                               "text_length": options.text_length})
+    head_type = next(name for name, cls in HEAD_TYPES.items() if isinstance(head, cls))
+    return save(folder, head, {"head_type": head_type, "config": head.config,
+                               "feature_recipe": options.feature_recipe, "text_length": options.text_length})
 
 
-def load_head(folder: str | Path) -> tuple[SpanHead, dict]:
+def load_head(folder: str | Path) -> tuple[SpanHead | VSLNetHead, dict]:
+    """The saved head, rebuilt as the class recorded in ``head.json`` (``span`` for heads saved before it was)."""
+    import json
+
     from egokit.checkpoint import load_head as load
 
-    return load(folder, SpanHead, "egokit train nlq")
+    info_path = Path(folder) / "head.json"
+    head_type = json.loads(info_path.read_text()).get("head_type", "span") if info_path.is_file() else "span"
+    if head_type not in HEAD_TYPES:
+        raise ConfigError(f"{info_path}: unknown head_type {head_type!r} (known: {', '.join(HEAD_TYPES)})")
+    return load(folder, HEAD_TYPES[head_type], "egokit train nlq")
 
 
 def evaluate(ctx) -> dict:

@@ -1,0 +1,597 @@
+"""Check and time egokit's CUDA fast path in one run (issue #8): SDPA kernels, bf16 autocast, fused AdamW,
+``compile_blocks()``, the uint8 input path.
+
+On a lent GPU machine, from the repository root (about 3-5 minutes on an H100/H200)::
+
+    python bench/gpu_check.py --json $OUT/gpu_check.json
+
+No install step is needed: the script puts the checkout on ``sys.path`` and imports only ``torch`` (a CUDA build)
+and, for the tables, ``rich`` (plain text without it); nothing is downloaded (random weights, random inputs). The
+device machine has no internet, so ``pip install -e .`` works there only if the dependencies are preinstalled.
+Without ``--json`` the results go to ``$OUT/gpu_check.json`` when ``OUT`` is set. The JSON is rewritten after each
+section, so a run cut short still leaves what it measured; train-step rows that would start after ``--budget-s``
+(280 s) are skipped and listed. Exit status: 0 all checks pass, 1 a check failed,
+2 CUDA is not available (a GPU run must not silently fall back to CPU).
+
+CPU smoke test of every code path (micro model, < 30 s)::
+
+    OMP_NUM_THREADS=1 python bench/gpu_check.py --device cpu --quick
+
+What it does, all on the ``egovlpv2-base`` configuration with random weights (``--quick``: the micro configuration
+of ``tests/conftest.py``):
+
+1. correctness under bf16 autocast with padded captions: the ``sdpa`` and ``matmul`` kernels give the same dual
+   text/video embeddings, fused states, VTM and MLM logits and parameter gradients, each as close to an fp32
+   ``matmul`` reference as the other (gates opened and time attention randomised so every path does real work);
+   adding extra padding changes nothing (the key-padding mask is honoured);
+2. SDPA backends: every attention call site (video space/time, their CLS queries, video<-text and text<-video
+   cross-attention, masked text self-attention) is recorded once in a training-mode pass and replayed forward +
+   backward with each backend forced (``sdpa_kernel([SDPBackend.X])``), and with the default choice recorded;
+3. the pretraining step (EgoNCE + MLM + VTM through ``PretrainObjective``, fused AdamW, uint8 pinned clips copied
+   non-blocking and normalised on the GPU, as ``egokit pretrain`` runs it) in bf16 autocast at batch 32 and 2
+   (4 frames x 224 px, 15-token padded captions), eager and with ``compile_blocks()`` (inductor): s/step,
+   clips/s, peak memory, model FLOPs per step and the share of the bf16 matmul peak measured in the same run;
+4. the input path: host->device copy of a batch as uint8 vs float32, pinned vs pageable, the on-device
+   normalisation, and the patch embedding in NCHW vs channels-last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+try:
+    import egokit  # noqa: F401
+except ModuleNotFoundError:  # a source checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from egokit.data.transforms import normalize_video
+from egokit.engine.features import prepare_video
+from egokit.engine.objective import PretrainObjective
+from egokit.engine.optim import adamw, param_groups
+from egokit.models import EgoVLPv2, EgoVLPv2Config, PreprocessConfig, get_config
+from egokit.models.video import VideoPatchEmbed
+from egokit.perf import count_flops, machine_info, matmul_peak, peak_rss_gib
+
+BF16 = torch.bfloat16
+MASK_TOKEN = 50264  # RoBERTa <mask>; small vocabularies use their last id
+
+
+def micro_config() -> EgoVLPv2Config:
+    """Same as ``tests/conftest.py::micro_config`` (3 layers, 2 fused, 32 px, 2 frames)."""
+    return EgoVLPv2Config(width=32, num_heads=4, depth=3, fused_layers=2, image_size=32, patch_size=16,
+                          num_frames=2, vocab_size=60, max_text_positions=24, text_intermediate_size=64,
+                          projection_dim=24, text_dropout=0.0, preprocess=PreprocessConfig(num_frames=2, image_size=32))
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+def make_inputs(cfg: EgoVLPv2Config, batch: int, *, seed: int = 0, pin: bool = False) -> dict[str, torch.Tensor]:
+    """A pretraining batch on the host: uint8 clips, padded captions (lengths from full down to ~half), an MLM
+    view (2 masked tokens per caption), one verb and one noun class per clip (diagonal EgoNCE positives)."""
+    g = torch.Generator().manual_seed(seed)
+    length = cfg.preprocess.max_text_length
+    video = torch.randint(0, 256, (batch, cfg.num_frames, 3, cfg.image_size, cfg.image_size), generator=g,
+                          dtype=torch.uint8)
+    ids = torch.randint(5, min(cfg.vocab_size, 50000), (batch, length), generator=g)
+    lengths = [length - i % (length // 2) for i in range(batch)]
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        ids[i, 0], ids[i, n - 1], mask[i, :n] = 0, 2, 1  # <s> ... </s>
+        ids[i, n:] = cfg.pad_token_id
+    labels = torch.full_like(ids, -100)
+    labels[:, 3:5] = ids[:, 3:5]
+    mlm_ids = ids.clone()
+    mlm_ids[:, 3:5] = MASK_TOKEN if cfg.vocab_size > MASK_TOKEN else cfg.vocab_size - 1
+    verb, noun = torch.zeros(batch, 118), torch.zeros(batch, 582)
+    verb[torch.arange(batch), torch.arange(batch) % 118] = 1
+    noun[torch.arange(batch), torch.arange(batch) % 582] = 1
+    out = {"video": video, "input_ids": ids, "attention_mask": mask, "mlm_input_ids": mlm_ids, "mlm_labels": labels,
+           "verb": verb, "noun": noun}
+    return {k: v.pin_memory() for k, v in out.items()} if pin else out
+
+
+def new_model(cfg: EgoVLPv2Config, device: torch.device) -> EgoVLPv2:
+    """Random weights, initialised on ``device`` (seconds instead of tens of seconds for the base model on CPU)."""
+    with device:
+        return EgoVLPv2(cfg)
+
+
+def activate(model: EgoVLPv2) -> EgoVLPv2:
+    """A fresh model is a dual encoder (gates 0, zero time attention): open the gates and randomise the time
+    attention so the cross-attention and time-attention paths change the outputs."""
+    with torch.no_grad():
+        for p in model.gates():
+            p.fill_(0.5)
+        for block in model.video_model.blocks:
+            for lin in (block.timeattn.qkv, block.timeattn.proj):
+                torch.nn.init.trunc_normal_(lin.weight, std=model.config.init_std)
+    return model
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
+
+
+# ------------------------------------------------------------------------------------------- 1. correctness
+def correctness(cfg: EgoVLPv2Config, device: torch.device, batch: int) -> dict:
+    torch.manual_seed(0)
+    model = activate(new_model(cfg, device)).eval()
+    data = make_inputs(cfg, batch, seed=1)
+    video = normalize_video(data["video"].to(device), cfg.preprocess.mean, cfg.preprocess.std)
+    ids, mask = data["input_ids"].to(device), data["attention_mask"].to(device)
+    extra = 8  # more padding: must change nothing
+    ids_x = torch.cat([ids, torch.full_like(ids[:, :extra], cfg.pad_token_id)], 1)
+    mask_x = torch.cat([mask, torch.zeros_like(mask[:, :extra])], 1)
+    valid = mask.bool()
+    g = torch.Generator().manual_seed(2)
+    weights: dict[str, torch.Tensor] = {}
+
+    def outputs(kernel: str, bf16: bool, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        model.config.attention = kernel
+        with torch.autocast(device.type, dtype=BF16, enabled=bf16):
+            fused = model.fusion(video, ids, mask)
+            text = fused.text[:, :valid.shape[1]][valid]  # real tokens only (the padded run has more positions)
+            return {"text_embedding": model.encode_text(ids, mask), "video_embedding": model.encode_video(video),
+                    "fused_video": fused.video, "fused_text": text, "vtm_logits": model.vtm_head(fused),
+                    "mlm_logits": model.mlm_head(text)}
+
+    def run(kernel: str, bf16: bool, with_grad: bool = True, padded: bool = False) -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        with torch.set_grad_enabled(with_grad):
+            out = outputs(kernel, bf16, ids_x, mask_x) if padded else outputs(kernel, bf16, ids, mask)
+        out = {k: v.float() for k, v in out.items()}
+        if with_grad:  # a fixed random linear functional of every output -> gradients of all parameters
+            for k, v in out.items():
+                if k not in weights:
+                    weights[k] = torch.randn(v.shape, generator=g).to(device)
+            sum((v * weights[k]).sum() for k, v in out.items()).backward()
+            out["parameter_gradients"] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+            out = {k: v.detach() for k, v in out.items()}
+        return out
+
+    ref = run("matmul", bf16=False)
+    mm, sd = run("matmul", bf16=True), run("sdpa", bf16=True)
+    rows = {}
+    for name in ref:
+        base = rel_err(mm[name], ref[name])
+        row = {"sdpa_vs_matmul_bf16": rel_err(sd[name], mm[name]), "matmul_bf16_vs_fp32": base,
+               "sdpa_bf16_vs_fp32": rel_err(sd[name], ref[name])}
+        # The same output twice in bf16 differs by rounding; sdpa passes when it is as close to fp32 as matmul is.
+        row["ok"] = row["sdpa_bf16_vs_fp32"] <= 2 * base + 1e-3 and row["sdpa_vs_matmul_bf16"] <= 0.05
+        rows[name] = row
+    padding = {}
+    for kernel in ("sdpa", "matmul"):
+        plain, padded = (sd if kernel == "sdpa" else mm), run(kernel, bf16=True, with_grad=False, padded=True)
+        errs = {k: rel_err(padded[k], plain[k]) for k in padded}
+        worst = max(errs, key=errs.get)
+        padding[kernel] = {"extra_pad_tokens": extra, "max_rel_err": errs[worst], "worst_output": worst,
+                           "ok": errs[worst] <= 2 * rows[worst]["matmul_bf16_vs_fp32"] + 1e-3}
+    return {"batch": batch, "caption_lengths": valid.sum(1).tolist(), "outputs": rows, "padding_invariance": padding}
+
+
+# ------------------------------------------------------------------------------------------ 2. SDPA backends
+class _SdpaOps(TorchDispatchMode):
+    """Records which SDPA implementation runs (the aten op that ``scaled_dot_product_attention`` dispatches to)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__ if hasattr(func, "__name__") else str(func)
+        if "scaled_dot_product" in name or "attention" in name:
+            self.ops.append(name.split(".")[0])
+        return func(*args, **(kwargs or {}))
+
+
+def _backend_name(ops: list[str]) -> str:
+    for key, label in (("cudnn", "cudnn"), ("flash", "flash"), ("efficient", "efficient"), ("overrideable", "other")):
+        if any(key in op for op in ops):
+            return label + (f" ({ops[0]})" if label == "other" else "")
+    return "math"
+
+
+def record_call_sites(cfg: EgoVLPv2Config, device: torch.device, batch: int) -> dict[str, dict]:
+    """One training-mode (dropout on) bf16 pass through every attention call site with the ``sdpa`` kernel; returns
+    the first call of each site (detached inputs, mask, dropout, scale)."""
+    import egokit.models.text as text_mod
+    import egokit.models.video as video_mod
+    from egokit.models.text import SelfAttention
+    from egokit.models.video import DividedAttention
+
+    sites: dict[str, dict] = {}
+
+    def site_of(frame, q: torch.Tensor, mask) -> str:
+        owner = frame.f_locals.get("self")
+        if frame.f_code.co_name == "_cross":
+            return "video<-text cross (i2t), masked"
+        if isinstance(owner, DividedAttention):
+            return f"video {owner.axis} ({'CLS query' if q.shape[-2] == 1 else 'patches'})"
+        if isinstance(owner, SelfAttention):
+            return "text self-attention, masked" if mask is not None else "text<-video cross (t2i)"
+        return f"{frame.f_code.co_name} (unknown)"
+
+    def wrap(original):
+        def recorded(q, k, v, mask=None, *, kernel="auto", dropout_p=0.0, scale=None):
+            name = site_of(sys._getframe(1), q, mask)
+            if name not in sites:
+                sites[name] = {"q": q.detach().clone(), "k": k.detach().clone(), "v": v.detach().clone(),
+                               "mask": None if mask is None else mask.clone(), "dropout_p": dropout_p, "scale": scale}
+            return original(q, k, v, mask, kernel=kernel, dropout_p=dropout_p, scale=scale)
+        return recorded
+
+    torch.manual_seed(0)
+    model = activate(new_model(cfg.replace(attention="sdpa"), device)).train()
+    data = make_inputs(cfg, batch, seed=3)
+    video = normalize_video(data["video"].to(device), cfg.preprocess.mean, cfg.preprocess.std)
+    ids, mask = data["input_ids"].to(device), data["attention_mask"].to(device)
+    originals = (video_mod.attention, text_mod.attention)
+    video_mod.attention, text_mod.attention = wrap(originals[0]), wrap(originals[1])
+    try:
+        with torch.no_grad(), torch.autocast(device.type, dtype=BF16):
+            model.encode_text(ids, mask), model.encode_video(video), model.fusion(video, ids, mask)
+    finally:
+        video_mod.attention, text_mod.attention = originals
+    return sites
+
+
+def probe_backends(sites: dict[str, dict]) -> dict[str, dict]:
+    """Replay each call site forward + backward: with the default choice (which backend ran), then with each
+    backend forced alone (ok, or the reason SDPA gives)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = [b for b in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH")
+                if hasattr(SDPBackend, b)]
+    report = {}
+    for name, s in sites.items():
+        def call(record: _SdpaOps | None = None):
+            q, k, v = (s[x].detach().clone().requires_grad_() for x in ("q", "k", "v"))
+            with record or contextlib.nullcontext():
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=s["mask"], dropout_p=s["dropout_p"],
+                                                     scale=s["scale"])
+            fwd = list(record.ops) if record else []
+            with record or contextlib.nullcontext():
+                out.float().sum().backward()
+            return out.detach(), fwd, (list(record.ops[len(fwd):]) if record else [])
+
+        row = {"q": list(s["q"].shape), "k": list(s["k"].shape), "dtype": str(s["q"].dtype).replace("torch.", ""),
+               "mask": None if s["mask"] is None else f"{str(s['mask'].dtype).replace('torch.', '')} "
+                                                       f"{list(s['mask'].shape)}", "dropout_p": s["dropout_p"]}
+        _, fwd_ops, bwd_ops = call(_SdpaOps())
+        row["default_forward"], row["default_backward"] = _backend_name(fwd_ops), _backend_name(bwd_ops)
+        row["default_ops"] = sorted(set(fwd_ops + bwd_ops))
+        with sdpa_kernel([SDPBackend.MATH]):
+            reference = call()[0]
+        for b in backends:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    with sdpa_kernel([getattr(SDPBackend, b)]):
+                        out = call()[0]
+                    err = rel_err(out, reference)
+                    row[b] = "ok" if s["dropout_p"] else f"ok (vs math {err:.1e})"
+                except RuntimeError as exc:  # SDPA warns why each kernel was ruled out, then raises
+                    reasons = [" ".join(str(w.message).split()) for w in caught]
+                    if not reasons and "No viable backend" in str(exc):
+                        reasons = ["unavailable (not built for this device, or not for these inputs)"]
+                    row[b] = "no: " + ("; ".join(reasons) or str(exc).split("\n")[0])[:400]
+        report[name] = row
+    return report
+
+
+# ------------------------------------------------------------------------------------- 3. pretraining step
+def build_step(cfg: EgoVLPv2Config, device: torch.device, batch: int, compile_backend: str | None):
+    """``egokit pretrain``'s step: pinned uint8 batch -> non-blocking copy -> normalise on device -> objective under
+    bf16 autocast -> backward -> fused AdamW. Returns ``(step, model)``."""
+    torch.manual_seed(0)
+    model = new_model(cfg, device).train()
+    if compile_backend:
+        model.compile_blocks(backend=compile_backend)
+    objective = PretrainObjective(model, doubled=False)
+    optimizer = adamw(param_groups(model, 3e-5, 0.01, lr_mult_head=4, lr_mult_cross=4), lr=3e-5, device=device)
+    host = make_inputs(cfg, batch, pin=device.type == "cuda")
+    seeds = iter(range(1, 1 << 62))
+
+    def step() -> None:
+        video = prepare_video(host["video"], model, device)
+        tensors = {k: v.to(device, non_blocking=True) for k, v in host.items() if k != "video"}
+        with torch.autocast(device.type, dtype=BF16):
+            out = objective(video=video, vtm_seed=next(seeds), **tensors)
+        out["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step, model
+
+
+def time_step(cfg, device, batch: int, mode: str, steps: int, compile_backend: str, flops_cache: dict) -> dict:
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    row = {"batch": batch, "mode": mode, "frames": cfg.num_frames, "image_size": cfg.image_size,
+           "caption_tokens": cfg.preprocess.max_text_length}
+    step, model = build_step(cfg, device, batch, compile_backend if mode == "compiled" else None)
+    try:
+        start = time.perf_counter()
+        step()
+        sync(device)
+        row["first_step_s"] = time.perf_counter() - start  # includes compilation for the compiled mode
+        step()  # second warm-up: allocator, autotuning, a possible recompile
+        sync(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(steps):
+            sync(device)
+            start = time.perf_counter()
+            step()
+            sync(device)
+            times.append(time.perf_counter() - start)
+        row.update(step_seconds=times, seconds_per_step=statistics.median(times))
+        row["clips_per_s"] = batch / row["seconds_per_step"]
+        if device.type == "cuda":
+            row["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
+        else:
+            row["peak_rss_gib"] = peak_rss_gib()
+        if mode == "compiled":
+            row["dynamo"] = {k: dict(counters[k]) for k in ("stats", "frames", "recompiles") if counters.get(k)}
+        if mode == "eager" and batch not in flops_cache:  # FLOPs do not depend on the mode: count once, untimed
+            flops_cache[batch] = count_flops(step)
+        if batch in flops_cache:
+            row["flops_per_step"], by_op = flops_cache[batch]
+            row["flops_by_op"] = dict(list(by_op.items())[:8])
+            row["achieved_tflops"] = row["flops_per_step"] / row["seconds_per_step"] / 1e12
+    except Exception as exc:  # noqa: BLE001 - one shot on a lent machine: record it, go on with the next row
+        row["error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+    finally:
+        del step, model
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return row
+
+
+# ------------------------------------------------------------------------------------------ 4. input path
+def input_path(cfg: EgoVLPv2Config, device: torch.device, batch: int, repeats: int) -> dict:
+    cuda = device.type == "cuda"
+    host_u8 = make_inputs(cfg, batch)["video"]
+    host_f32 = host_u8.float()
+
+    def best(fn) -> float:
+        fn()
+        sync(device)
+        times = []
+        for _ in range(repeats):
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    out = {"batch_shape": list(host_u8.shape), "uint8_mib": host_u8.nbytes / 2**20,
+           "float32_mib": host_f32.nbytes / 2**20}
+    cases = {"uint8 pageable": host_u8, "float32 pageable": host_f32}
+    if cuda:
+        cases = {"uint8 pinned": host_u8.pin_memory(), "float32 pinned": host_f32.pin_memory(), **cases}
+    copies = {}
+    for name, tensor in cases.items():
+        s = best(lambda t=tensor: t.to(device, non_blocking=True))
+        copies[name] = {"ms": 1e3 * s, "gb_per_s": tensor.nbytes / s / 1e9 if cuda else None}
+    out["host_to_device"] = copies
+    on_device = host_u8.to(device)
+    pre = cfg.preprocess
+    out["normalise_on_device_ms"] = 1e3 * best(lambda: normalize_video(on_device, pre.mean, pre.std))
+    key = "uint8 pinned" if cuda else "uint8 pageable"
+    out["uint8_copy_plus_normalise_ms"] = copies[key]["ms"] + out["normalise_on_device_ms"]
+    out["float32_copy_ms"] = copies["float32 pinned" if cuda else "float32 pageable"]["ms"]
+
+    # Patch embedding (the only convolution) in NCHW vs channels-last, forward + backward under bf16 autocast.
+    torch.manual_seed(0)
+    conv = VideoPatchEmbed(cfg.patch_size, cfg.width).proj.to(device)
+    frames = normalize_video(on_device, pre.mean, pre.std).flatten(0, 1)
+    conv_times = {}
+    for name, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        layer = conv.to(memory_format=fmt)
+        x = frames.contiguous(memory_format=fmt).requires_grad_()
+
+        def run(layer=layer, x=x) -> None:
+            with torch.autocast(device.type, dtype=BF16):
+                y = layer(x)
+            y.float().sum().backward()
+
+        conv_times[name + "_ms"] = 1e3 * best(run)
+    out["patch_embed_fwd_bwd"] = conv_times
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def print_table(title: str, headers: list[str], rows: list[list]) -> None:
+    cells = [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ModuleNotFoundError:
+        print(f"\n{title}")
+        widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+        for r in [headers, *cells]:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        return
+    table = Table(title=title)
+    for h in headers:
+        table.add_column(h)
+    for r in cells:
+        table.add_row(*r)
+    Console(width=200).print(table)
+
+
+def checks_of(result: dict, device: torch.device) -> list[dict]:
+    checks = []
+    for name, row in result.get("correctness", {}).get("outputs", {}).items():
+        checks.append({"check": f"sdpa == matmul in bf16: {name}", "ok": row["ok"],
+                       "detail": f"rel err {row['sdpa_vs_matmul_bf16']:.2e}; vs fp32: sdpa "
+                                 f"{row['sdpa_bf16_vs_fp32']:.2e} / matmul {row['matmul_bf16_vs_fp32']:.2e}"})
+    for kernel, row in result.get("correctness", {}).get("padding_invariance", {}).items():
+        checks.append({"check": f"extra padding changes nothing ({kernel})", "ok": row["ok"],
+                       "detail": f"max rel err {row['max_rel_err']:.2e} ({row['worst_output']})"})
+    if device.type == "cuda":  # the point of the fast path: no call site may fall back to the math kernel
+        for name, row in result.get("sdpa_backends", {}).items():
+            fast = row["default_forward"] != "math" and row["default_backward"] != "math"
+            checks.append({"check": f"fast SDPA backend: {name}", "ok": fast,
+                           "detail": f"forward {row['default_forward']}, backward {row['default_backward']}"})
+    for key, text in result.get("errors", {}).items():
+        checks.append({"check": f"section {key} ran", "ok": False, "detail": text.strip().splitlines()[-1]})
+    for row in result.get("train_step", []):
+        checks.append({"check": f"train step batch {row['batch']} {row['mode']}", "ok": "error" not in row,
+                       "detail": row.get("error", f"{row.get('seconds_per_step', 0):.3f} s/step")})
+    return checks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--quick", action="store_true", help="micro model, tiny batches (the CPU smoke test)")
+    parser.add_argument("--batches", type=int, nargs="+", default=None, help="train-step batch sizes (32 2)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps after two warm-up steps (5)")
+    parser.add_argument("--modes", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
+    parser.add_argument("--compile-backend", default=None, help="inductor (quick mode: aot_eager, no C++ compiler)")
+    parser.add_argument("--budget-s", type=float, default=280.0, help="skip train-step rows that start later than this")
+    parser.add_argument("--json", default=None, help="results file (default $OUT/gpu_check.json when OUT is set)")
+    args = parser.parse_args()
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"error: CUDA is not available (torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
+              "this check must run on a GPU. For the CPU smoke test: --device cpu --quick", file=sys.stderr)
+        return 2
+    if args.device == "cpu" and not args.quick:
+        print("error: on CPU only the smoke test runs (--device cpu --quick); CPU timings: bench/train_step.py",
+              file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    quick = args.quick
+    cfg = micro_config() if quick else get_config("egovlpv2-base")
+    batches = args.batches or ([4, 2] if quick else [32, 2])
+    steps = args.steps or (2 if quick else 5)
+    compile_backend = args.compile_backend or ("aot_eager" if quick else "inductor")
+    json_path = args.json or (str(Path(os.environ["OUT"]) / "gpu_check.json") if os.environ.get("OUT") else None)
+    started = time.perf_counter()
+    result: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": quick,
+                    "device": args.device, "model": "micro (tests/conftest.py)" if quick else "egovlpv2-base",
+                    "machine": machine_info()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        result["gpu"] = {"name": props.name, "memory_gib": props.total_memory / 2**30,
+                         "multiprocessors": props.multi_processor_count, "capability": f"{props.major}.{props.minor}",
+                         "cudnn": torch.backends.cudnn.version(), "bf16_supported": torch.cuda.is_bf16_supported()}
+
+    def save() -> None:
+        result["elapsed_s"] = time.perf_counter() - started
+        result["checks"] = checks_of(result, device)
+        result["headline"] = [
+            {"what": f"train step, egokit {result['model']} bf16 {args.device}, batch {r['batch']}, {r['mode']}",
+             "value": f"{r['seconds_per_step']:.3f} s/step, {r['clips_per_s']:.1f} clips/s, "
+                      + (f"peak {r['peak_allocated_gib']:.1f} GiB" if "peak_allocated_gib" in r else
+                         f"peak RSS {r.get('peak_rss_gib', 0):.2f} GiB"),
+             "note": (f"{r['achieved_tflops']:.1f} TFLOP/s = {100 * r['bf16_peak_share']:.0f} % of the bf16 matmul "
+                      f"peak measured in the same run" if "bf16_peak_share" in r else "")}
+            for r in result.get("train_step", []) if "seconds_per_step" in r]
+        if json_path:
+            Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_path).write_text(json.dumps(result, indent=2, default=str))
+
+    def stage(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {msg}", flush=True)
+
+    def section(key: str, title: str, fn) -> None:
+        stage(title)
+        try:
+            result[key] = fn()
+        except Exception:  # noqa: BLE001 - one shot on a lent machine: record it, run the other sections
+            result.setdefault("errors", {})[key] = traceback.format_exc()
+            print(result["errors"][key], file=sys.stderr)
+        save()
+
+    section("correctness", "correctness: sdpa vs matmul under bf16 autocast, padded captions",
+            lambda: correctness(cfg, device, batch=4))
+    section("sdpa_backends", "SDPA backends per attention call site",
+            lambda: probe_backends(record_call_sites(cfg, device, batch=2)))
+    sizes, repeats = ((256,), 2) if quick else ((8192,), 10)
+    section("matmul_peak_bf16", "bf16 matmul peak",
+            lambda: matmul_peak(BF16, device=args.device, sizes=sizes, repeats=repeats))
+    section("input_path", "input path: host->device copies, normalisation, patch embedding layout",
+            lambda: input_path(cfg, device, batch=batches[0], repeats=3 if quick else 10))
+    result["train_step"], flops = [], {}
+    peak = result.get("matmul_peak_bf16", {}).get("flops_per_s")
+    for batch in batches:
+        for mode in args.modes:
+            if time.perf_counter() - started > args.budget_s:
+                result.setdefault("skipped", []).append(f"batch {batch} {mode} (time budget --budget-s)")
+                continue
+            stage(f"train step: batch {batch}, {mode}" + (f" ({compile_backend})" if mode == "compiled" else ""))
+            row = time_step(cfg, device, batch, mode, steps, compile_backend, flops)
+            if "achieved_tflops" in row and peak:
+                row["bf16_peak_share"] = row["achieved_tflops"] * 1e12 / peak
+            result["train_step"].append(row)
+            save()
+    save()
+    show(result)
+    if json_path:
+        print(f"results: {json_path}")
+    return 0 if all(c["ok"] for c in result["checks"]) else 1
+
+
+def show(result: dict) -> None:
+    for key in ("correctness", "sdpa_backends", "matmul_peak_bf16", "input_path"):
+        result.setdefault(key, {})
+    rows = [[name, r["sdpa_vs_matmul_bf16"], r["sdpa_bf16_vs_fp32"], r["matmul_bf16_vs_fp32"],
+             "ok" if r["ok"] else "FAIL"] for name, r in result["correctness"].get("outputs", {}).items()]
+    print_table("correctness under bf16 autocast (relative L2 error)",
+                ["output", "sdpa vs matmul", "sdpa vs fp32", "matmul vs fp32", ""], rows)
+    backends = [b for b in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH")
+                if any(b in r for r in result["sdpa_backends"].values())]
+    rows = [[name, r["mask"] or "-", f"{r['default_forward']} / {r['default_backward']}",
+             *[r.get(b, "-")[:48] for b in backends]] for name, r in result["sdpa_backends"].items()]
+    print_table("SDPA backends per call site (default = what runs, forward / backward)",
+                ["call site", "mask", "default", *[b.replace("_ATTENTION", "").lower() for b in backends]], rows)
+    peak = result["matmul_peak_bf16"].get("flops_per_s", float("nan")) / 1e12
+    mem_key = "peak_allocated_gib" if result["device"] == "cuda" else "peak_rss_gib"
+    rows = [[r["batch"], r["mode"], r.get("error") or r["seconds_per_step"], r.get("clips_per_s", "-"),
+             r.get(mem_key, "-"), r.get("flops_per_step", 0) / 1e12, r.get("achieved_tflops", "-"),
+             f"{100 * r['bf16_peak_share']:.1f} %" if "bf16_peak_share" in r else "-", r.get("first_step_s", "-")]
+            for r in result["train_step"]]
+    print_table(f"pretraining step, bf16 autocast (bf16 matmul peak {peak:.1f} TFLOP/s)",
+                ["batch", "mode", "s/step", "clips/s", "peak GiB", "TFLOP/step", "TFLOP/s", "share of peak",
+                 "first step s"], rows)
+    ip = result["input_path"]
+    if ip:
+        rows = [[k, v["ms"], v["gb_per_s"] or "-"] for k, v in ip["host_to_device"].items()]
+        rows += [["normalise on device", ip["normalise_on_device_ms"], "-"],
+                 *[[f"patch embed {k[:-3]}", v, "-"] for k, v in ip["patch_embed_fwd_bwd"].items()]]
+        print_table(f"input path, batch {ip['batch_shape']}", ["what", "ms", "GB/s"], rows)
+    failed = [c for c in result["checks"] if not c["ok"]]
+    print(f"{len(result['checks']) - len(failed)}/{len(result['checks'])} checks passed"
+          + "".join(f"\n  FAILED {c['check']}: {c['detail']}" for c in failed) + f"; {result['elapsed_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

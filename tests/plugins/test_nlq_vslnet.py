@@ -1,0 +1,109 @@
+"""EgoNLQ plugin, VSLNet head (head_type=vslnet): learns the synthetic localisation task, never decodes end < start,
+and survives a save/load round trip bit-identically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from egokit.metrics import nlq_recall
+
+pytest.importorskip("egokit_nlq", reason="install with: pip install -e plugins/egokit-nlq")
+
+from egokit_nlq.head import span_loss, top_spans  # noqa: E402
+from egokit_nlq.task import NLQOptions, build_head, load_head, save_head  # noqa: E402
+from egokit_nlq.vslnet import VSLNetHead  # noqa: E402
+from tests.plugins.test_nlq import _toy  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _recall(pred: torch.Tensor, spans: torch.Tensor) -> dict[str, float]:
+    gt = {"videos": [{"clips": [{"clip_uid": "c", "annotations": [{"annotation_uid": "a", "language_queries": [
+        {"clip_start_sec": float(a), "clip_end_sec": float(b + 1)} for a, b in spans.tolist()]}]}]}]}
+    records = [{"clip_uid": "c", "annotation_uid": "a", "query_idx": i,
+                "predicted_times": [[float(a), float(b + 1)] for a, b in pred[i].tolist()]} for i in range(len(pred))]
+    return nlq_recall(records, gt)
+
+
+@pytest.mark.parametrize("predictor", ["encoder", "lstm"])
+def test_vslnet_learns_to_localise_the_queried_event(predictor):
+    torch.manual_seed(0)
+    video, text, spans = _toy(128, np.random.default_rng(0))
+    head = VSLNetHead(6, 6, dim=32, heads=4, conv_layers=2, max_len=32, max_text=3, dropout=0.0, predictor=predictor)
+    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
+    vmask, tmask = torch.ones(128, 32, dtype=torch.bool), torch.ones(128, 3, dtype=torch.bool)
+    for _ in range(80):
+        idx = torch.randint(0, 128, (32,))
+        s, e, h = head(video[idx], vmask[idx], text[idx], tmask[idx])
+        loss = span_loss(s, e, h, vmask[idx], spans[idx, 0], spans[idx, 1], extend=head.highlight_extend)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    test_video, test_text, test_spans = _toy(64, np.random.default_rng(1))
+    head.eval()
+    with torch.no_grad():
+        s, e, _ = head(test_video, vmask[:64], test_text, tmask[:64])
+    pred, _ = top_spans(s, e, vmask[:64], k=5)
+    ours = _recall(pred, test_spans)
+    whole = _recall(torch.tensor([[[0, 31]]] * 64), test_spans)
+    assert ours["R@1 IoU=0.3"] >= whole["R@1 IoU=0.3"] + 50.0, (ours, whole)
+
+
+def test_vslnet_spans_never_end_before_they_start_and_respect_padding():
+    torch.manual_seed(1)
+    head = VSLNetHead(5, 7, dim=16, heads=2, conv_layers=1, max_len=40, max_text=4).eval()
+    lengths = torch.tensor([40, 23, 1, 9])
+    vmask = torch.arange(40)[None] < lengths[:, None]
+    tmask = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    with torch.no_grad():
+        s, e, h = head(torch.randn(4, 40, 5), vmask, torch.randn(4, 4, 7), tmask)
+    assert (s[~vmask] == -1e4).all() and (e[~vmask] == -1e4).all() and (h[~vmask] == -1e4).all()
+    spans, scores = top_spans(s, e, vmask, k=5)
+    for row, n, sc in zip(spans, lengths.tolist(), scores):
+        valid = sc >= 0  # a 1-step clip has a single valid pair; the other slots are masked (score -1)
+        assert valid.any()
+        assert (row[valid, 1] >= row[valid, 0]).all() and (row[valid] < n).all()
+    # the same holds for random logits, whatever their values
+    gen = torch.Generator().manual_seed(0)
+    rs, re = torch.randn(64, 30, generator=gen) * 5, torch.randn(64, 30, generator=gen) * 5
+    spans, _ = top_spans(rs, re, torch.ones(64, 30, dtype=torch.bool), k=10)
+    assert (spans[..., 1] >= spans[..., 0]).all()
+
+
+def test_extended_highlight_target_widens_the_span():
+    mask = torch.ones(1, 30, dtype=torch.bool)
+    start, end = torch.tensor([10]), torch.tensor([19])
+    # a perfect highlight for [9, 20] (the 10-step span widened by round(0.1 * 10) = 1) costs ~0 only with extend
+    logit = torch.full((1, 30), -30.0)
+    logit[0, 9:21] = 30.0
+    flat = torch.zeros(1, 30)
+    loss_ext = span_loss(flat, flat, logit, mask, start, end, highlight_weight=1.0, extend=0.1)
+    loss_tight = span_loss(flat, flat, logit, mask, start, end, highlight_weight=1.0)
+    assert loss_ext < loss_tight - 1.0
+
+
+@pytest.mark.parametrize("head_type", ["vslnet", "span"])
+def test_head_save_load_round_trip_is_identical(tmp_path, head_type):
+    torch.manual_seed(0)
+    options = NLQOptions(head_type=head_type, dim=16, heads=2, layers=1, max_len=20, text_length=4, dropout=0.2)
+    head = build_head(options, 6, 5)
+    with torch.no_grad():  # move off the initialisation so a reload from scratch would differ
+        for p in head.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    head.eval()
+    folder = save_head(head, tmp_path / "head", options)
+    again, info = load_head(folder)
+    assert type(again) is type(head) and info["head_type"] == head_type
+    video, text = torch.randn(3, 20, 6), torch.randn(3, 4, 5)
+    vmask, tmask = torch.arange(20)[None] < torch.tensor([[20], [7], [13]]), torch.ones(3, 4, dtype=torch.bool)
+    with torch.no_grad():
+        for a, b in zip(head(video, vmask, text, tmask), again(video, vmask, text, tmask)):
+            assert torch.equal(a, b)
