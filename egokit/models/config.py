@@ -17,6 +17,9 @@ PROJECTIONS = ("minimal", "small")
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
 
 
+TIME_INITS = ("zeros", "random")
+
+
 @dataclass
 class PreprocessConfig:
     """How raw videos and captions are turned into model inputs."""
@@ -60,6 +63,7 @@ class EgoVLPv2Config:
     gradient_checkpointing: bool = False
     init_std: float = 0.02  # from-scratch init of linear layers (ViT/BERT: 0.02); see EgoVLPv2.reset_parameters
     embed_init_std: float = 0.02  # from-scratch init of the word embeddings (BERT: 0.02)
+    time_init: str = "zeros"  # from-scratch time attention: zeros (official) | random (like the other linears)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     def __post_init__(self) -> None:
@@ -82,6 +86,8 @@ class EgoVLPv2Config:
             raise ConfigError(f"attention must be one of {ATTENTION_KERNELS}, got {self.attention!r}")
         if self.num_frames < 1:
             raise ConfigError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.time_init not in TIME_INITS:
+            raise ConfigError(f"time_init must be one of {TIME_INITS}, got {self.time_init!r}")
 
     @property
     def head_dim(self) -> int:

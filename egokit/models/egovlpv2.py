@@ -65,6 +65,10 @@ class EgoVLPv2(nn.Module):
 
         Pretrained weights (ImageNet ViT, RoBERTa, an EgoVLPv2 checkpoint) overwrite this; the time attention keeps
         the official zero/all-ones init and every gate starts at 0, so a fresh model is a dual encoder.
+        The zero time attention exists to start from a per-frame ImageNet ViT; from random weights it is a
+        handicap: with q = k = v = 0 the branch first learns a uniform average over frames, and the frame *order*
+        (what tells "picks up" from "puts down") needs q and k, whose gradients are zero until v has grown.
+        ``config.time_init = "random"`` initialises it like the other linear layers (the tiny model does).
         ``config.init_std`` / ``embed_init_std`` are 0.02 as in ViT/BERT. At that scale a narrow model maps every
         caption to nearly the same CLS feature (cosine > 0.999 at width 128) and joint contrastive training from
         scratch sits at chance for hundreds of steps, so small configurations use ``width ** -0.5`` for linear
@@ -76,8 +80,9 @@ class EgoVLPv2(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=std)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        for block in self.video_model.blocks:
-            block.timeattn.zero_init()
+        if self.config.time_init == "zeros":
+            for block in self.video_model.blocks:
+                block.timeattn.zero_init()
         init_bert_style(self.text_model, std)
         nn.init.normal_(self.text_model.embeddings.word_embeddings.weight, std=self.config.embed_init_std)
         for emb in (self.text_model.embeddings.word_embeddings, self.text_model.embeddings.position_embeddings):

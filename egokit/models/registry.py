@@ -25,7 +25,7 @@ def _tiny() -> EgoVLPv2Config:
     return EgoVLPv2Config(
         width=128, num_heads=4, depth=4, fused_layers=2, image_size=96, patch_size=16, num_frames=4,
         vocab_size=2000, max_text_positions=40, text_intermediate_size=512, projection_dim=128, text_dropout=0.1,
-        init_std=128 ** -0.5, embed_init_std=1.0,
+        init_std=128 ** -0.5, embed_init_std=1.0, time_init="random",
         preprocess=PreprocessConfig(num_frames=4, image_size=96, tokenizer="bundled", max_text_length=15),
     )
 

@@ -1,18 +1,26 @@
-"""EgoMQ plugin, VSGN head (head_type=vsgn): learns the synthetic detection task, its anchors and matching behave,
-and it survives a save/load round trip bit-identically."""
+"""EgoMQ plugin, VSGN head (head_type=vsgn, the default): learns the synthetic detection task, its anchors and
+matching behave, and it survives a save/load round trip bit-identically; unset options take each head's own defaults,
+and head folders saved before head_type was recorded still load as the anchor-free head they hold."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from egokit.errors import ConfigError
 from egokit.metrics import mq_map
+from egokit.recipes import build, read_yaml
 
 pytest.importorskip("egokit_mq", reason="install with: pip install -e plugins/egokit-mq")
 
 from egokit_mq.data import MQClip, Moment, collate, segments_in_cells  # noqa: E402
-from egokit_mq.task import MQOptions, build_head, load_head, save_head  # noqa: E402
+from egokit_mq.head import DetectionHead  # noqa: E402
+from egokit_mq.task import (DEFAULT_HEAD, HEAD_DEFAULTS, LEGACY_HEAD, MQOptions, build_head,  # noqa: E402
+                            default_options, load_head, save_head)
 from egokit_mq.vsgn import VSGNHead, vsgn_detections, vsgn_loss  # noqa: E402
 from tests.plugins.test_mq import _toy  # noqa: E402
 
@@ -106,3 +114,39 @@ def test_head_save_load_round_trip_is_identical(tmp_path, head_type):
         first, second = list(first.values()), list(second.values())
     for a, b in zip(first, second):
         assert torch.equal(a, b)
+
+
+def test_unset_depth_and_lr_take_the_chosen_heads_own_defaults():
+    default = MQOptions().resolved()
+    assert default.head_type == DEFAULT_HEAD == "vsgn"
+    assert (default.layers, default.lr) == (HEAD_DEFAULTS["vsgn"]["layers"], HEAD_DEFAULTS["vsgn"]["lr"])
+    anchor_free = MQOptions(head_type="anchor-free").resolved()
+    assert (anchor_free.layers, anchor_free.lr) == (HEAD_DEFAULTS["anchor-free"]["layers"],
+                                                    HEAD_DEFAULTS["anchor-free"]["lr"])
+    assert MQOptions(layers=3, lr=1e-4).resolved().layers == 3
+    head = build_head(MQOptions(dim=16), 6, 3)  # unresolved options: same defaults
+    assert isinstance(head, VSGNHead) and head.config["head_layers"] == HEAD_DEFAULTS["vsgn"]["layers"]
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "mq.yaml"
+    for data in (default_options(), read_yaml(recipe)):
+        assert build(MQOptions, data).resolved() == default
+    with pytest.raises(ConfigError, match="head_type must be one of vsgn, anchor-free"):
+        MQOptions(head_type="actionformer").resolved()
+
+
+def test_head_saved_before_head_type_was_recorded_loads_as_the_anchor_free_head(tmp_path):
+    # head.json without "head_type" comes from the time when the anchor-free head was the only (default) one: it must
+    # load as DetectionHead whatever the current default is
+    assert LEGACY_HEAD == "anchor-free" != DEFAULT_HEAD
+    torch.manual_seed(0)
+    options = MQOptions(head_type="anchor-free", dim=16, heads=2, layers=1)
+    head = build_head(options, 6, 3).eval()
+    folder = save_head(head, tmp_path / "head", options, ["a", "b", "c"])
+    info = json.loads((folder / "head.json").read_text())
+    del info["head_type"]
+    (folder / "head.json").write_text(json.dumps(info))
+    again, loaded = load_head(folder)
+    assert type(again) is DetectionHead and "head_type" not in loaded and loaded["classes"] == ["a", "b", "c"]
+    video, mask = torch.randn(2, 21, 6), torch.arange(21)[None] < torch.tensor([[21], [9]])
+    with torch.no_grad():
+        for a, b in zip(head(video, mask), again(video, mask)):
+            assert torch.equal(a, b)

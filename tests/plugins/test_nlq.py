@@ -1,5 +1,6 @@
-"""EgoNLQ plugin: the span head learns localisation; train/eval through `egokit embed` features and the official
-submission format, well above trivial baselines."""
+"""EgoNLQ plugin: `egokit train nlq` -> `egokit eval nlq` with the default head (VSLNet) through `egokit embed`
+features and the official submission format, well above trivial baselines; the span head (``head_type=span``) learns
+localisation and runs the same flow."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from egokit.cli.main import app
 from egokit.metrics import nlq_recall
 from tests.conftest import micro_config
 
 pytest.importorskip("egokit_nlq", reason="install with: pip install -e plugins/egokit-nlq")
 
 from egokit_nlq.head import SpanHead, span_loss, top_spans  # noqa: E402
+from egokit_nlq.task import HEAD_DEFAULTS  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -100,28 +104,63 @@ def _ctx(root, out, **options):
                        options={"data": str(root), "features": str(root / "features"), **options})
 
 
-@pytest.mark.parametrize("head_type", ["span", "vslnet"])
-def test_nlq_train_and_eval_on_embed_features(nlq_setup, tmp_path, head_type):
-    from egokit.tasks.registry import get_task
+def run_cli(*args) -> None:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None:
+        raise result.exception
+    assert result.exit_code == 0, result.output
 
-    task = get_task("nlq")
-    options = dict(feature_recipe="egovlpv2-nlq", epochs=60, batch_size=12, dim=32, heads=4, layers=2, dropout=0.0,
-                   lr=2e-3, head_type=head_type)
-    result = task.train(_ctx(nlq_setup, tmp_path, **options))
-    meta = json.loads((nlq_setup / "features" / "egovlpv2-nlq" / "embed_meta.json").read_text())
+
+def _baseline(root, results: list[dict]) -> float:
+    """R@1 IoU 0.3 of the better trivial answer: the whole 20 s clip or its middle 4 s."""
+    gt = json.loads((root / "nlq_val.json").read_text())
+    whole = [{**r, "predicted_times": [[0.0, 20.0]]} for r in results]
+    fixed = [{**r, "predicted_times": [[8.0, 12.0]]} for r in results]
+    return max(nlq_recall(whole, gt)["R@1 IoU=0.3"], nlq_recall(fixed, gt)["R@1 IoU=0.3"])
+
+
+def test_default_head_train_then_eval_via_the_cli(nlq_setup, tmp_path):
+    """No head_type: `egokit train nlq` trains VSLNet with its own sizes and learning rate (only the width, the budget
+    and dropout -- 36 training queries -- are set for the toy data); `egokit eval nlq` rebuilds it from the saved
+    folder."""
+    root = nlq_setup
+    common = ["--ckpt", root / "ckpt", "-o", tmp_path, f"data={root}", f"features={root / 'features'}"]
+    run_cli("train", "nlq", *common, "dim=32", "epochs=30", "batch_size=12", "dropout=0")
+    meta = json.loads((root / "features" / "egovlpv2-nlq" / "embed_meta.json").read_text())
     assert meta["recipe"]["name"] == "egovlpv2-nlq" and len(meta["videos"]) == 16
     assert meta["videos"]["clip-val000"]["queries"] == ["ann-val000:0", "ann-val000:1", "ann-val000:2"]
+    trained = json.loads((tmp_path / "nlq_train_results.json").read_text())
+    options = trained["config"]["options"]
+    assert options["head_type"] == "vslnet"
+    assert (options["heads"], options["layers"]) == (8, 4)  # the official sizes
+    assert options["lr"] == HEAD_DEFAULTS["vslnet"]["lr"]
+    info = json.loads((tmp_path / "nlq_head" / "head.json").read_text())
+    assert info["head_type"] == "vslnet" and info["config"]["heads"] == 8 and info["config"]["conv_layers"] == 4
     submission = json.loads((tmp_path / "nlq_predictions.json").read_text())
     assert submission["challenge"] == "ego4d_nlq_challenge" and len(submission["results"]) == 12
     first = submission["results"][0]
     assert set(first) == {"clip_uid", "annotation_uid", "query_idx", "predicted_times"}
     assert len(first["predicted_times"]) == 5
-    gt = json.loads((nlq_setup / "nlq_val.json").read_text())
-    whole = [{**r, "predicted_times": [[0.0, 20.0]]} for r in submission["results"]]
-    fixed = [{**r, "predicted_times": [[8.0, 12.0]]} for r in submission["results"]]
-    baseline = max(nlq_recall(whole, gt)["R@1 IoU=0.3"], nlq_recall(fixed, gt)["R@1 IoU=0.3"])
+    baseline = _baseline(root, submission["results"])
+    assert trained["metrics"]["R@1 IoU=0.3"] >= baseline + 30, (trained["metrics"], baseline)
+    # evaluation reloads the saved head and reproduces the numbers from the cached features
+    run_cli("eval", "nlq", *common)
+    again = json.loads((tmp_path / "nlq_results.json").read_text())
+    assert again["metrics"]["R@1 IoU=0.3"] == trained["metrics"]["R@1 IoU=0.3"]
+    assert again["config"]["options"]["head_info"]["head_type"] == "vslnet"
+
+
+def test_span_head_train_and_eval_on_embed_features(nlq_setup, tmp_path):
+    from egokit.tasks.registry import get_task
+
+    task = get_task("nlq")
+    options = dict(head_type="span", epochs=60, batch_size=12, dim=32, dropout=0.0, lr=2e-3)
+    result = task.train(_ctx(nlq_setup, tmp_path, **options))
+    assert result["config"]["head_type"] == "span"
+    submission = json.loads((tmp_path / "nlq_predictions.json").read_text())
+    baseline = _baseline(nlq_setup, submission["results"])
     assert result["metrics"]["R@1 IoU=0.3"] >= baseline + 30, (result["metrics"], baseline)
-    assert json.loads((tmp_path / "nlq_head" / "head.json").read_text())["head_type"] == head_type
-    # evaluation reloads the saved head (whatever its type) and reproduces the numbers from the cached features
-    again = task.evaluate(_ctx(nlq_setup, tmp_path, feature_recipe="egovlpv2-nlq"))
+    assert json.loads((tmp_path / "nlq_head" / "head.json").read_text())["head_type"] == "span"
+    # no head_type given at evaluation: the saved head decides
+    again = task.evaluate(_ctx(nlq_setup, tmp_path))
     assert again["metrics"]["R@1 IoU=0.3"] == result["metrics"]["R@1 IoU=0.3"]

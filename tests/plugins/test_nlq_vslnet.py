@@ -1,18 +1,25 @@
-"""EgoNLQ plugin, VSLNet head (head_type=vslnet): learns the synthetic localisation task, never decodes end < start,
-and survives a save/load round trip bit-identically."""
+"""EgoNLQ plugin, VSLNet head (head_type=vslnet, the default): learns the synthetic localisation task, never decodes
+end < start, and survives a save/load round trip bit-identically; unset sizes take each head's own defaults, and head
+folders saved before head_type was recorded still load as the span head they hold."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from egokit.errors import ConfigError
 from egokit.metrics import nlq_recall
+from egokit.recipes import build, read_yaml
 
 pytest.importorskip("egokit_nlq", reason="install with: pip install -e plugins/egokit-nlq")
 
-from egokit_nlq.head import span_loss, top_spans  # noqa: E402
-from egokit_nlq.task import NLQOptions, build_head, load_head, save_head  # noqa: E402
+from egokit_nlq.head import SpanHead, span_loss, top_spans  # noqa: E402
+from egokit_nlq.task import (DEFAULT_HEAD, HEAD_DEFAULTS, LEGACY_HEAD, NLQOptions, build_head,  # noqa: E402
+                             default_options, load_head, save_head)
 from egokit_nlq.vslnet import VSLNetHead  # noqa: E402
 from tests.plugins.test_nlq import _toy  # noqa: E402
 
@@ -104,6 +111,46 @@ def test_head_save_load_round_trip_is_identical(tmp_path, head_type):
     assert type(again) is type(head) and info["head_type"] == head_type
     video, text = torch.randn(3, 20, 6), torch.randn(3, 4, 5)
     vmask, tmask = torch.arange(20)[None] < torch.tensor([[20], [7], [13]]), torch.ones(3, 4, dtype=torch.bool)
+    with torch.no_grad():
+        for a, b in zip(head(video, vmask, text, tmask), again(video, vmask, text, tmask)):
+            assert torch.equal(a, b)
+
+
+def test_unset_sizes_and_lr_take_the_chosen_heads_own_defaults():
+    default = NLQOptions().resolved()
+    assert default.head_type == DEFAULT_HEAD == "vslnet"
+    assert (default.heads, default.layers, default.dropout) == (8, 4, 0.2)  # the official VSLNet sizes
+    assert default.lr == HEAD_DEFAULTS["vslnet"]["lr"]
+    span = NLQOptions(head_type="span").resolved()
+    assert (span.heads, span.layers, span.dropout, span.lr) == tuple(HEAD_DEFAULTS["span"][k] for k in
+                                                                    ("heads", "layers", "dropout", "lr"))
+    explicit = NLQOptions(head_type="span", heads=2, lr=5e-4).resolved()
+    assert (explicit.heads, explicit.layers, explicit.lr) == (2, HEAD_DEFAULTS["span"]["layers"], 5e-4)
+    head = build_head(NLQOptions(dim=16, max_len=20, text_length=4), 6, 5)  # unresolved options: same defaults
+    assert isinstance(head, VSLNetHead) and head.config["heads"] == 8 and head.config["conv_layers"] == 4
+    # the plugin's own defaults and the shipped recipe say the same as the dataclass
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "nlq.yaml"
+    for data in (default_options(), read_yaml(recipe)):
+        assert build(NLQOptions, data).resolved() == default
+    with pytest.raises(ConfigError, match="head_type must be one of vslnet, span"):
+        NLQOptions(head_type="transformer").resolved()
+
+
+def test_head_saved_before_head_type_was_recorded_loads_as_the_span_head(tmp_path):
+    # head.json without "head_type" comes from the time when the span head was the only (default) one: it must load
+    # as SpanHead whatever the current default is
+    assert LEGACY_HEAD == "span" != DEFAULT_HEAD
+    torch.manual_seed(0)
+    options = NLQOptions(head_type="span", dim=16, heads=2, layers=1, max_len=20, text_length=4)
+    head = build_head(options, 6, 5).eval()
+    folder = save_head(head, tmp_path / "head", options)
+    info = json.loads((folder / "head.json").read_text())
+    del info["head_type"]
+    (folder / "head.json").write_text(json.dumps(info))
+    again, loaded = load_head(folder)
+    assert type(again) is SpanHead and "head_type" not in loaded
+    video, text = torch.randn(2, 20, 6), torch.randn(2, 4, 5)
+    vmask, tmask = torch.ones(2, 20, dtype=torch.bool), torch.ones(2, 4, dtype=torch.bool)
     with torch.no_grad():
         for a, b in zip(head(video, vmask, text, tmask), again(video, vmask, text, tmask)):
             assert torch.equal(a, b)

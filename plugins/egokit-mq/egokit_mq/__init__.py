@@ -1,5 +1,5 @@
-"""EgoMQ for egokit: dual features from ``egokit embed`` (official recipe egovlpv2-mq), an anchor-free temporal
-detection head, official mAP / recall."""
+"""EgoMQ for egokit: dual features from ``egokit embed`` (official recipe egovlpv2-mq), a VSGN temporal detection
+head (or egokit's anchor-free head, ``head_type=anchor-free``), official mAP / recall."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 def make_task():
     from egokit.tasks.spec import TaskSpec
 
-    from egokit_mq.head import DetectionHead
     from egokit_mq.task import build_dataset, evaluate, train
+    from egokit_mq.vsgn import VSGNHead
 
     return TaskSpec(
         name="mq",
@@ -18,6 +18,6 @@ def make_task():
         evaluate=evaluate,
         train=train,
         build_dataset=build_dataset,
-        build_head=DetectionHead,
+        build_head=VSGNHead,
         default_recipe="egokit_mq:mq.yaml",
     )

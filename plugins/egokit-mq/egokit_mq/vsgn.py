@@ -26,7 +26,7 @@ training script does not enable it either; without VSS the "cross-scale" graph e
 scale present, so xGN is a dynamic kNN graph over the sequence); variable-length clips are padded to a multiple of
 ``2^(levels-1)`` and masked instead of resized to a fixed 928 steps; the tower norm is a per-step LayerNorm rather
 than GroupNorm (predictions do not depend on batch padding); the stage-2 sampling uses linear interpolation;
-post-processing is the same per-class NMS as the default head (no Soft-NMS).
+post-processing is the same per-class NMS as the anchor-free head (no Soft-NMS).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""EgoNLQ for egokit: features from ``egokit embed`` (official fusion recipe or dual), a span head, official metric."""
+"""EgoNLQ for egokit: features from ``egokit embed`` (official fusion recipe or dual), a VSLNet head (or egokit's span
+head, ``head_type=span``), official metric."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from __future__ import annotations
 def make_task():
     from egokit.tasks.spec import TaskSpec
 
-    from egokit_nlq.head import SpanHead
     from egokit_nlq.task import build_dataset, evaluate, train
+    from egokit_nlq.vslnet import VSLNetHead
 
     return TaskSpec(
         name="nlq",
@@ -17,6 +18,6 @@ def make_task():
         evaluate=evaluate,
         train=train,
         build_dataset=build_dataset,
-        build_head=SpanHead,
+        build_head=VSLNetHead,
         default_recipe="egokit_nlq:nlq.yaml",
     )

@@ -1,18 +1,20 @@
-"""``egokit train nlq`` / ``egokit eval nlq``: features via ``egokit embed``, span head, official submission.
+"""``egokit train nlq`` / ``egokit eval nlq``: features via ``egokit embed``, VSLNet head, official submission.
 
 Flow: (1) the clips of the annotation files are embedded with the feature recipe (official: ``egovlpv2-nlq``,
 query-conditioned fusion features) into ``features/<recipe>/`` -- resumable, shared by later runs; (2) query token
 states come from the same model in dual mode (unprojected RoBERTa states, 30 tokens, as officially); (3) the head is
-trained on the train split and evaluated once on val at the end. ``head_type`` picks the head: ``span`` (default,
-``egokit_nlq.head.SpanHead``) or ``vslnet`` (the official head, ``egokit_nlq.vslnet.VSLNetHead``); evaluation
-rebuilds whichever head was saved. Deliberate difference from the official recipe:
-no model selection on the reported split (the official code reports the best of 100 evaluations on val), and the
-seed is set (official seeding is commented out, spec §8.1 item 21).
+trained on the train split and evaluated once on val at the end. ``head_type`` picks the head: ``vslnet`` (default,
+the official head re-implemented, ``egokit_nlq.vslnet.VSLNetHead``) or ``span`` (egokit's joint-attention span head,
+``egokit_nlq.head.SpanHead``); the default follows ``bench/heads.py``, where VSLNet is clearly better on the same
+features. ``heads``, ``layers``, ``dropout`` and ``lr`` left unset (``None``) take the chosen head's own defaults
+(:data:`HEAD_DEFAULTS`). Evaluation rebuilds whichever head was saved. Deliberate difference from the official
+recipe: no model selection on the reported split (the official code reports the best of 100 evaluations on val),
+and the seed is set (official seeding is commented out, spec §8.1 item 21).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,7 +32,20 @@ from egokit_nlq.head import SpanHead, span_loss, top_spans
 from egokit_nlq.vslnet import VSLNetHead
 
 HEAD_DIR = "nlq_head"
-HEAD_TYPES = {"span": SpanHead, "vslnet": VSLNetHead}
+HEAD_TYPES = {"vslnet": VSLNetHead, "span": SpanHead}
+DEFAULT_HEAD = "vslnet"
+# What a head folder saved before head.json recorded ``head_type`` holds: the default head of that time. Fixed on
+# purpose -- it must not follow DEFAULT_HEAD, or old folders would be rebuilt as the wrong class.
+LEGACY_HEAD = "span"
+# Each head's own sizes and learning rate, used for the options left unset (None). VSLNet: the official sizes
+# (8 heads at dim 128, 4 conv layers per encoder block, dropout 0.2); span: egokit's. lr: the rate each head won
+# bench/heads.py's sweep with at the default width (``--dim 128 --lrs 3e-4,1e-3,3e-3,1e-2``; the best rate falls as
+# the width grows: at width 64 it is 1e-2 / 3e-3). The official VSLNet recipe uses 1e-3 for 50 epochs; sweep it on
+# real features.
+HEAD_DEFAULTS = {
+    "vslnet": {"heads": 8, "layers": 4, "dropout": 0.2, "lr": 3e-3},
+    "span": {"heads": 4, "layers": 2, "dropout": 0.1, "lr": 1e-3},
+}
 
 
 @dataclass
@@ -43,16 +58,17 @@ class NLQOptions:
     feature_recipe: str = "egovlpv2-nlq"
     embed_batch_size: int = 32
     head: Optional[str] = None  # trained head folder (eval; default <output>/nlq_head)
-    head_type: str = "span"  # span (joint-attention transformer) | vslnet (official head, re-implemented)
+    head_type: str = DEFAULT_HEAD  # vslnet (official head, re-implemented) | span (joint-attention transformer)
     text_length: int = 30
     max_len: int = 256
     dim: int = 128
-    heads: int = 4  # vslnet: attention heads of its encoders (official 8)
-    layers: int = 2  # span: transformer layers; vslnet: conv layers per encoder block (official 4)
-    dropout: float = 0.1  # (official vslnet: 0.2)
+    # None = the head's own default (HEAD_DEFAULTS): vslnet 8 / 4 / 0.2, span 4 / 2 / 0.1
+    heads: Optional[int] = None  # attention heads (vslnet: of its encoders)
+    layers: Optional[int] = None  # span: transformer layers; vslnet: conv layers per encoder block
+    dropout: Optional[float] = None
     epochs: int = 30
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: Optional[float] = None  # None = the head's own default: vslnet 3e-3, span 1e-3
     weight_decay: float = 0.01
     highlight_weight: float = 5.0
     top_k: int = 5
@@ -73,20 +89,25 @@ class NLQOptions:
             raise ConfigError("nlq needs video_root= (folder of <video_uid>.mp4) or data=")
         return Path(self.data) / "videos"
 
+    def resolved(self) -> "NLQOptions":
+        """A copy with the options left unset (None) filled from the head's own defaults (:data:`HEAD_DEFAULTS`)."""
+        if self.head_type not in HEAD_TYPES:
+            raise ConfigError(f"nlq: head_type must be one of {', '.join(HEAD_TYPES)}, not {self.head_type!r}")
+        own = HEAD_DEFAULTS[self.head_type]
+        return replace(self, **{k: v for k, v in own.items() if getattr(self, k) is None})
+
 
 def default_options() -> dict:
     return read_yaml(Path(__file__).with_name("nlq.yaml"))
 
 
 def _options(ctx) -> NLQOptions:
-    options = build(NLQOptions, {**default_options(), **ctx.options}, where="nlq")
-    if options.head_type not in HEAD_TYPES:
-        raise ConfigError(f"nlq: head_type must be one of {', '.join(HEAD_TYPES)}, not {options.head_type!r}")
-    return options
+    return build(NLQOptions, {**default_options(), **ctx.options}, where="nlq").resolved()
 
 
 def build_head(options: NLQOptions, video_dim: int, text_dim: int) -> SpanHead | VSLNetHead:
-    """The head named by ``options.head_type``, sized by the options."""
+    """The head named by ``options.head_type``, sized by the options (unset sizes: the head's own defaults)."""
+    options = options.resolved()
     if options.head_type == "vslnet":
         return VSLNetHead(video_dim, text_dim, options.dim, options.heads, options.layers, max_len=options.max_len,
                           max_text=options.text_length, dropout=options.dropout)
@@ -197,13 +218,15 @@ def save_head(head: SpanHead | VSLNetHead, folder: Path, options: NLQOptions) ->
 
 
 def load_head(folder: str | Path) -> tuple[SpanHead | VSLNetHead, dict]:
-    """The saved head, rebuilt as the class recorded in ``head.json`` (``span`` for heads saved before it was)."""
+    """The saved head, rebuilt as the class recorded in ``head.json`` (:data:`LEGACY_HEAD`, ``span``, for heads saved
+    before it was recorded -- whatever the current default)."""
     import json
 
     from egokit.checkpoint import load_head as load
 
     info_path = Path(folder) / "head.json"
-    head_type = json.loads(info_path.read_text()).get("head_type", "span") if info_path.is_file() else "span"
+    head_type = json.loads(info_path.read_text()).get("head_type", LEGACY_HEAD) if info_path.is_file() \
+        else LEGACY_HEAD
     if head_type not in HEAD_TYPES:
         raise ConfigError(f"{info_path}: unknown head_type {head_type!r} (known: {', '.join(HEAD_TYPES)})")
     return load(folder, HEAD_TYPES[head_type], "egokit train nlq")

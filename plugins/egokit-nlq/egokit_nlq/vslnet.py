@@ -1,4 +1,4 @@
-"""VSLNet-style span head (``head_type=vslnet``): the official EgoNLQ head, re-written from the paper.
+"""VSLNet-style span head (``head_type=vslnet``, the default): the official EgoNLQ head, re-written from the paper.
 
 Zhang et al., "Span-based Localizing Network for Natural Language Video Localization" (ACL 2020), as used by the
 official EgoNLQ pipeline (spec §5.4). Written from the paper's description, not from the official code:
