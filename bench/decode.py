@@ -38,15 +38,16 @@ from egokit.data.video import probe_video, read_clip  # noqa: E402
 WIDTH, HEIGHT, FPS, GOP = 456, 256, 30, 250
 
 
-def make_bench_video(path: Path, seconds: float, preset: str = "veryfast") -> Path:
-    """Write the synthetic chunk: smooth gradients drifting over time plus a scrolling low-detail texture."""
-    rng = np.random.default_rng(0)
+def make_bench_video(path: Path, seconds: float, preset: str = "veryfast", seed: int = 0) -> Path:
+    """Write the synthetic chunk: smooth gradients drifting over time plus a scrolling low-detail texture, a key
+    frame every ``GOP`` frames (also used by ``bench/prepare.py`` as its raw videos)."""
+    rng = np.random.default_rng(seed)
     # Low-frequency texture (upsampled noise), twice the frame size so it can scroll without wrapping artefacts.
     coarse = rng.integers(0, 256, size=(HEIGHT // 8 + 1, WIDTH // 4 + 1, 3), dtype=np.uint8)
     texture = np.repeat(np.repeat(coarse, 16, axis=0), 16, axis=1)[: 2 * HEIGHT, : 2 * WIDTH].astype(np.int16)
     ys = np.arange(HEIGHT, dtype=np.float32)[:, None]
     xs = np.arange(WIDTH, dtype=np.float32)[None, :]
-    tmp = path.with_suffix(".partial.mp4")
+    tmp = path.with_name(f".{path.stem}.partial.mp4")  # hidden: never taken for a finished video
     with av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"

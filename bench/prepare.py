@@ -31,36 +31,15 @@ try:
 except ModuleNotFoundError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decode import FPS, GOP, HEIGHT, WIDTH, make_bench_video  # noqa: E402
 from egokit.data.video import probe_video, read_clip  # noqa: E402
 from egokit.prepare import PrepareSettings, load_manifest, prepare  # noqa: E402
 
-WIDTH, HEIGHT, FPS, GOP = 456, 256, 30, 250
-
 
 def make_raw_video(path: Path, seconds: float, seed: int, preset: str = "veryfast") -> Path:
-    """A synthetic raw video: drifting gradients plus a scrolling low-detail texture, key frame every 250 frames."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(HEIGHT // 8 + 1, WIDTH // 4 + 1, 3), dtype=np.uint8)
-    texture = np.repeat(np.repeat(coarse, 16, axis=0), 16, axis=1)[: 2 * HEIGHT, : 2 * WIDTH].astype(np.int16)
-    ys = np.arange(HEIGHT, dtype=np.float32)[:, None]
-    xs = np.arange(WIDTH, dtype=np.float32)[None, :]
-    tmp = path.with_name(f".{path.stem}.partial.mp4")  # hidden: never taken for a raw video
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"preset": preset, "crf": "23", "x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0"}
-        for i in range(int(round(seconds * FPS))):
-            t = i / FPS
-            dy, dx = int(40 * t) % HEIGHT, int(70 * t) % WIDTH
-            tex = texture[dy : dy + HEIGHT, dx : dx + WIDTH]
-            grad = 60 * np.sin(xs / 37.0 + 1.3 * t) + 60 * np.cos(ys / 23.0 - 0.7 * t)
-            img = np.clip(tex // 2 + 64 + grad[:, :, None], 0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    tmp.replace(path)
-    return path
+    """A synthetic raw video (``bench/decode.py``'s chunk): key frame every 250 frames, as the official raw data."""
+    return make_bench_video(path, seconds, preset=preset, seed=seed)
 
 
 def time_clips(raw: dict[str, Path], prepared: dict, num_frames: int, clips: int, seed: int) -> dict[str, float]:

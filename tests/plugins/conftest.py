@@ -19,6 +19,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 EK100_FIXTURES = ROOT / "tests" / "fixtures" / "ek100"
 
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Micro-model matrices are tiny: one thread avoids oversubscribing the shared 2-core runners."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # Four EK-100 captions with distinct verb and noun classes (so only the same caption is fully relevant).
 EK100_CAPTIONS = ("open cupboard", "turn on tap", "wash hands", "take plate")
 COLOURS = ((220, 40, 40), (40, 200, 40), (40, 40, 220), (230, 220, 40), (200, 40, 200))

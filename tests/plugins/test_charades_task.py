@@ -17,15 +17,6 @@ from egokit_charades.data import CharadesSegmentDataset, find_videos, parse_acti
 from tests.plugins.conftest import CHARADES_VIDEOS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
-    # Micro models on a shared 2-core machine run several times faster single-threaded.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run_cli(*args: str) -> None:
     result = CliRunner().invoke(app, [str(a) for a in args])
     if result.exception is not None:

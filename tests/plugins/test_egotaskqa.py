@@ -24,17 +24,6 @@ from egokit_egotaskqa import make_task  # noqa: E402
 from egokit_egotaskqa.data import EgoTaskQADataset  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # micro-model matrices are tiny: one thread avoids oversubscribing the shared 2-core runners
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # Real answer sets have hundreds of entries and the head's hidden width is the answer count; pad the toy set so
 # the hidden layer is not a 6-unit ReLU bottleneck.
 ANSWERS = ["red", "blue", "green", "yellow", "yes", "no"] + [f"unused{i}" for i in range(26)]

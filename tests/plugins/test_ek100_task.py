@@ -23,15 +23,6 @@ from egokit_ek100.relevancy_io import load_relevancy
 from tests.data.videos import make_index_video, read_index
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(_two_threads):
-    # Micro models on a shared 2-core machine run several times faster single-threaded.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run_cli(*args: str) -> None:
     result = CliRunner().invoke(app, [str(a) for a in args])
     if result.exception is not None:

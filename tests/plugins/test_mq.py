@@ -21,14 +21,6 @@ from egokit_mq.data import MQClip, Moment, targets  # noqa: E402
 from egokit_mq.head import DetectionHead, decode, detection_loss  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_targets_assign_the_shortest_moment():
     clip = MQClip("c", 10.0, (Moment("a", 1.0, 6.0), Moment("b", 2.0, 3.0)))
     labels, dist = targets(clip, np.array([0.5, 2.5, 5.0]), {"a": 0, "b": 1})

@@ -25,14 +25,6 @@ from egokit_mq.vsgn import VSGNHead, vsgn_detections, vsgn_loss  # noqa: E402
 from tests.plugins.test_mq import _toy  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _segments(clips, times):
     index = {"0": 0, "1": 1, "2": 2}
     return collate([{"video": torch.zeros(len(times), 1), "times": torch.from_numpy(times), "labels": torch.zeros(

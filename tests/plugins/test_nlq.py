@@ -21,15 +21,6 @@ from egokit_nlq.head import SpanHead, span_loss, top_spans  # noqa: E402
 from egokit_nlq.task import HEAD_DEFAULTS  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: one thread is faster than two on a shared 2-core machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _toy(n: int, rng: np.random.Generator, steps: int = 32, dim: int = 6):
     """Feature sequences with 3 events (one-hot channel of their class + noise); the query names one class."""
     video = rng.normal(0, 0.3, (n, steps, dim)).astype(np.float32)

@@ -24,14 +24,6 @@ from egokit_nlq.vslnet import VSLNetHead  # noqa: E402
 from tests.plugins.test_nlq import _toy  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _recall(pred: torch.Tensor, spans: torch.Tensor) -> dict[str, float]:
     gt = {"videos": [{"clips": [{"clip_uid": "c", "annotations": [{"annotation_uid": "a", "language_queries": [
         {"clip_start_sec": float(a), "clip_end_sec": float(b + 1)} for a, b in spans.tolist()]}]}]}]}

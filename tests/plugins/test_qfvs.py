@@ -22,17 +22,6 @@ from egokit_qfvs import make_task  # noqa: E402
 from egokit_qfvs.data import load_video  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # micro-model matrices are tiny: one thread avoids oversubscribing the shared 2-core runners
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TAGS = ROOT / "tests" / "fixtures" / "qfvs" / "Tags.mat"
 CONCEPTS = ["Car", "Cupglass", "Tree", "Hand"]
 
