@@ -21,9 +21,10 @@ EK100_FIXTURES = ROOT / "tests" / "fixtures" / "ek100"
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Micro-model matrices are tiny: one thread avoids oversubscribing the shared 2-core runners."""
+@pytest.fixture
+def one_thread():
+    """Micro-model matrices are tiny: one thread avoids oversubscribing the shared 2-core runners (modules opt in
+    with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -16,6 +16,8 @@ from egokit.errors import DataError
 from egokit_charades.data import CharadesSegmentDataset, find_videos, parse_actions, read_classes, read_metadata
 from tests.plugins.conftest import CHARADES_VIDEOS
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def run_cli(*args: str) -> None:
     result = CliRunner().invoke(app, [str(a) for a in args])

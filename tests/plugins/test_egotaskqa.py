@@ -15,6 +15,8 @@ from egokit.errors import CheckpointError, DataError
 from tests.conftest import micro_config
 from tests.summarize.scenes import NOUNS, one_object_scene, render, write_mp4
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[2]
 try:
     import egokit_egotaskqa  # noqa: F401

@@ -22,6 +22,8 @@ from egokit_ek100.frames import clip_frame_ids, get_frame_ids, parse_timestamp
 from egokit_ek100.relevancy_io import load_relevancy
 from tests.data.videos import make_index_video, read_index
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def run_cli(*args: str) -> None:
     result = CliRunner().invoke(app, [str(a) for a in args])

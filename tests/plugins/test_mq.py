@@ -20,6 +20,8 @@ pytest.importorskip("egokit_mq", reason="install with: pip install -e plugins/eg
 from egokit_mq.data import MQClip, Moment, targets  # noqa: E402
 from egokit_mq.head import DetectionHead, decode, detection_loss  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_targets_assign_the_shortest_moment():
     clip = MQClip("c", 10.0, (Moment("a", 1.0, 6.0), Moment("b", 2.0, 3.0)))

@@ -24,6 +24,8 @@ from egokit_mq.task import (DEFAULT_HEAD, HEAD_DEFAULTS, LEGACY_HEAD, MQOptions,
 from egokit_mq.vsgn import VSGNHead, vsgn_detections, vsgn_loss  # noqa: E402
 from tests.plugins.test_mq import _toy  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _segments(clips, times):
     index = {"0": 0, "1": 1, "2": 2}

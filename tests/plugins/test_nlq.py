@@ -20,6 +20,8 @@ pytest.importorskip("egokit_nlq", reason="install with: pip install -e plugins/e
 from egokit_nlq.head import SpanHead, span_loss, top_spans  # noqa: E402
 from egokit_nlq.task import HEAD_DEFAULTS  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _toy(n: int, rng: np.random.Generator, steps: int = 32, dim: int = 6):
     """Feature sequences with 3 events (one-hot channel of their class + noise); the query names one class."""

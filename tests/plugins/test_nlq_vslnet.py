@@ -23,6 +23,8 @@ from egokit_nlq.task import (DEFAULT_HEAD, HEAD_DEFAULTS, LEGACY_HEAD, NLQOption
 from egokit_nlq.vslnet import VSLNetHead  # noqa: E402
 from tests.plugins.test_nlq import _toy  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _recall(pred: torch.Tensor, spans: torch.Tensor) -> dict[str, float]:
     gt = {"videos": [{"clips": [{"clip_uid": "c", "annotations": [{"annotation_uid": "a", "language_queries": [

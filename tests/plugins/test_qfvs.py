@@ -13,6 +13,8 @@ from PIL import Image
 from egokit.errors import DataError
 from egokit.metrics import load_qfvs_tags, qfvs_f1
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[2]
 try:
     import egokit_qfvs  # noqa: F401
