@@ -38,7 +38,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from egokit.metrics import nlq_recall
 
@@ -116,10 +116,7 @@ def nlq_world(seed: int = 1234, classes: int = 8, dim: int = 32, text_dim: int =
 
 
 def nlq_run(head_type: str, lr: float, seed: int, data: dict, args) -> dict:
-    from egokit_nlq.data import collate
-    from egokit_nlq.task import NLQOptions, build_head, head_loss, predict
-
-    from egokit_nlq.task import HEAD_DEFAULTS
+    from egokit_nlq.task import HEAD_DEFAULTS, NLQOptions, fit_head, predict
 
     own = {k: v for k, v in HEAD_DEFAULTS[head_type].items() if k != "lr"}  # the head's own default sizes
     if head_type == "vslnet":  # official 8 heads at width 128: keep their size (16) at other widths
@@ -127,23 +124,8 @@ def nlq_run(head_type: str, lr: float, seed: int, data: dict, args) -> dict:
     options = NLQOptions(head_type=head_type, dim=args.dim, max_len=64, text_length=6, lr=lr, batch_size=32,
                          epochs=args.nlq_epochs, **own)
     torch.manual_seed(seed)
-    train = data["train"]
-    head = build_head(options, train[0]["video"].shape[1], train[0]["text"].shape[1])
-    loader = DataLoader(train, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    total = options.epochs * len(loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / max(total, 1)))
     start = time.perf_counter()
-    for _ in range(options.epochs):
-        head.train()
-        for batch in loader:
-            loss = head_loss(head, batch, options.highlight_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
+    head, _ = fit_head(options, data["train"], seed=seed)
     seconds = time.perf_counter() - start
     out = {"train_s": seconds, "params": sum(p.numel() for p in head.parameters())}
     for split in ("val", "test"):
@@ -186,30 +168,13 @@ class MQToy(Dataset):
 
 
 def mq_run(head_type: str, lr: float, seed: int, data: dict, args) -> dict:
-    from egokit_mq.data import collate
-    from egokit_mq.task import MQOptions, build_head, head_loss, metrics_for, predict
+    from egokit_mq.task import MQOptions, fit_head, metrics_for, predict
 
     # layers, heads, dropout: the head's own defaults (HEAD_DEFAULTS / MQOptions)
     options = MQOptions(head_type=head_type, dim=args.dim, lr=lr, batch_size=8, epochs=args.mq_epochs).resolved()
     torch.manual_seed(seed)
-    train = data["train"]
-    head = build_head(options, train[0]["video"].shape[1], len(train.classes))
-    loader = DataLoader(train, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    total = options.epochs * len(loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1))))
     start = time.perf_counter()
-    for _ in range(options.epochs):
-        head.train()
-        for batch in loader:
-            loss = head_loss(head, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
+    head, _ = fit_head(options, data["train"], len(data["train"].classes), seed=seed)
     seconds = time.perf_counter() - start
     out = {"train_s": seconds, "params": sum(p.numel() for p in head.parameters())}
     for split in ("val", "test"):

@@ -264,9 +264,13 @@ def save_head(folder: str | os.PathLike, head: torch.nn.Module, info: dict[str, 
     return folder
 
 
-def load_head(folder: str | os.PathLike, head_cls: type, what: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a head saved by :func:`save_head` (``head_cls(**info["config"])``, eval mode) and return its info;
-    ``what`` names the command that trains it, for the error message."""
+def load_head(folder: str | os.PathLike, head_cls: type | Mapping[str, type], what: str, *,
+              legacy_type: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a head saved by :func:`save_head` (``cls(**info["config"])``, eval mode) and return its info.
+
+    ``head_cls`` is the head's class, or ``{head_type: class}`` for a task with several heads: the class is then the
+    one named by ``info["head_type"]`` (``legacy_type`` for heads saved before the type was recorded). ``what``
+    names the command that trains it, for the error message."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -274,6 +278,12 @@ def load_head(folder: str | os.PathLike, head_cls: type, what: str) -> tuple[tor
         raise CheckpointError(f"no trained head in {folder} (expected head.json + head.safetensors from "
                               f"`{what}`); pass head=FOLDER")
     info = json.loads((folder / "head.json").read_text())
+    if isinstance(head_cls, Mapping):
+        head_type = info.get("head_type", legacy_type)
+        if head_type not in head_cls:
+            raise CheckpointError(f"{folder / 'head.json'}: unknown head_type {head_type!r} "
+                                  f"(known: {', '.join(head_cls)})")
+        head_cls = head_cls[head_type]
     head = head_cls(**info["config"])
     head.load_state_dict(load_file(str(folder / "head.safetensors")))
     return head.eval(), info

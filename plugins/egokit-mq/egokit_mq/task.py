@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -174,6 +174,39 @@ def metrics_for(detections: list[dict[str, Any]], clips: list[MQClip]) -> dict[s
     return {**mq_map(detections, gt), **mq_recall(detections, gt, top_k=(1, 5), tiou_thresholds=(0.3, 0.5, 0.7))}
 
 
+def num_steps(options: MQOptions, train_set) -> int:
+    """Optimizer steps of :func:`fit_head` (for progress bars)."""
+    return options.epochs * -(-len(train_set) // options.batch_size)
+
+
+def fit_head(options: MQOptions, train_set, num_classes: int, *, device: torch.device | str = "cpu", seed: int = 0,
+             on_step: Callable[[float], None] | None = None) -> tuple[DetectionHead | VSGNHead, float]:
+    """Train the head named by ``options`` on ``train_set`` (AdamW, cosine decay, clip 1.0); returns it and the
+    last loss. ``egokit train mq`` and ``bench/heads.py`` both train through here."""
+    head = build_head(options, train_set[0]["video"].shape[1], num_classes).to(device)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    loader = DataLoader(train_set, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(seed))
+    total = options.epochs * len(loader)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + torch.cos(
+        torch.tensor(torch.pi * min(step, total) / max(total, 1)))).item())
+    last = float("nan")
+    for _ in range(options.epochs):
+        head.train()
+        for batch in loader:
+            b = {k: v.to(device) for k, v in batch.items()}
+            loss = head_loss(head, b)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            last = float(loss.detach())
+            if on_step is not None:
+                on_step(last)
+    return head, last
+
+
 def train(ctx) -> dict:
     options = _options(ctx)
     torch.manual_seed(ctx.seed)
@@ -182,27 +215,9 @@ def train(ctx) -> dict:
     val_clips, val_set = _split(ctx, options, "val", classes)
     if not ctx.is_main:
         return {"metrics": {}, "config": to_dict(options)}
-    head = build_head(options, train_set[0]["video"].shape[1], len(classes)).to(ctx.device)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    loader = DataLoader(train_set, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(ctx.seed))
-    total = options.epochs * len(loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + torch.cos(
-        torch.tensor(torch.pi * min(step, total) / max(total, 1)))).item())
-    last = float("nan")
-    with ctx.progress("MQ head", total=total) as bar:
-        for _ in range(options.epochs):
-            head.train()
-            for batch in loader:
-                b = {k: v.to(ctx.device) for k, v in batch.items()}
-                loss = head_loss(head, b)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                last = float(loss.detach())
-                bar.advance(1, loss=last)
+    with ctx.progress("MQ head", total=num_steps(options, train_set)) as bar:
+        head, last = fit_head(options, train_set, len(classes), device=ctx.device, seed=ctx.seed,
+                              on_step=lambda loss: bar.advance(1, loss=loss))
     folder = save_head(head, ctx.output_dir / HEAD_DIR, options, classes)
     detections = predict(head, val_set, options)
     write_json_atomic(ctx.output_dir / "mq_detections.json", {"version": "1.0", "results": detections})
@@ -221,16 +236,9 @@ def save_head(head: DetectionHead | VSGNHead, folder: Path, options: MQOptions, 
 def load_head(folder: str | Path) -> tuple[DetectionHead | VSGNHead, dict]:
     """The saved head, rebuilt as the class recorded in ``head.json`` (:data:`LEGACY_HEAD`, ``anchor-free``, for
     heads saved before it was recorded -- whatever the current default)."""
-    import json
-
     from egokit.checkpoint import load_head as load
 
-    info_path = Path(folder) / "head.json"
-    head_type = json.loads(info_path.read_text()).get("head_type", LEGACY_HEAD) if info_path.is_file() \
-        else LEGACY_HEAD
-    if head_type not in HEAD_TYPES:
-        raise ConfigError(f"{info_path}: unknown head_type {head_type!r} (known: {', '.join(HEAD_TYPES)})")
-    return load(folder, HEAD_TYPES[head_type], "egokit train mq")
+    return load(folder, HEAD_TYPES, "egokit train mq", legacy_type=LEGACY_HEAD)
 
 
 def evaluate(ctx) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -170,6 +170,39 @@ def _write_submission(path: Path, results: list[dict[str, Any]]) -> Path:
     return write_json_atomic(path, {"version": "1.0", "challenge": "ego4d_nlq_challenge", "results": results})
 
 
+def num_steps(options: NLQOptions, train_set) -> int:
+    """Optimizer steps of :func:`fit_head` (for progress bars)."""
+    return options.epochs * -(-len(train_set) // options.batch_size)
+
+
+def fit_head(options: NLQOptions, train_set, *, device: torch.device | str = "cpu", seed: int = 0,
+             on_step: Callable[[float], None] | None = None) -> tuple[SpanHead | VSLNetHead, float]:
+    """Train the head named by ``options`` on ``train_set`` (AdamW, linear decay, clip 1.0); returns it and the
+    last loss. ``egokit train nlq`` and ``bench/heads.py`` both train through here."""
+    sample = train_set[0]
+    head = build_head(options, sample["video"].shape[1], sample["text"].shape[1]).to(device)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    loader = DataLoader(train_set, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(seed))
+    total = options.epochs * len(loader)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / max(total, 1)))
+    last = float("nan")
+    for _ in range(options.epochs):
+        head.train()
+        for batch in loader:
+            b = {k: v.to(device) for k, v in batch.items()}
+            loss = head_loss(head, b, options.highlight_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            last = float(loss.detach())
+            if on_step is not None:
+                on_step(last)
+    return head, last
+
+
 def train(ctx) -> dict:
     options = _options(ctx)
     torch.manual_seed(ctx.seed)
@@ -179,28 +212,9 @@ def train(ctx) -> dict:
     val_data, _, val_set = _split(ctx, options, model, tokenizer, "val")
     if not ctx.is_main:
         return {"metrics": {}, "config": to_dict(options)}
-    sample = train_set[0]
-    head = build_head(options, sample["video"].shape[1], sample["text"].shape[1]).to(ctx.device)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    generator = torch.Generator().manual_seed(ctx.seed)
-    loader = DataLoader(train_set, batch_size=options.batch_size, shuffle=True, collate_fn=collate,
-                        generator=generator)
-    total = options.epochs * len(loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / max(total, 1)))
-    last = float("nan")
-    with ctx.progress("NLQ head", total=total) as bar:
-        for _ in range(options.epochs):
-            head.train()
-            for batch in loader:
-                b = {k: v.to(ctx.device) for k, v in batch.items()}
-                loss = head_loss(head, b, options.highlight_weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                last = float(loss.detach())
-                bar.advance(1, loss=last)
+    with ctx.progress("NLQ head", total=num_steps(options, train_set)) as bar:
+        head, last = fit_head(options, train_set, device=ctx.device, seed=ctx.seed,
+                              on_step=lambda loss: bar.advance(1, loss=loss))
     folder = save_head(head, ctx.output_dir / HEAD_DIR, options)
     results = predict(head, val_set, top_k=options.top_k)
     _write_submission(ctx.output_dir / "nlq_predictions.json", results)
@@ -220,16 +234,9 @@ def save_head(head: SpanHead | VSLNetHead, folder: Path, options: NLQOptions) ->
 def load_head(folder: str | Path) -> tuple[SpanHead | VSLNetHead, dict]:
     """The saved head, rebuilt as the class recorded in ``head.json`` (:data:`LEGACY_HEAD`, ``span``, for heads saved
     before it was recorded -- whatever the current default)."""
-    import json
-
     from egokit.checkpoint import load_head as load
 
-    info_path = Path(folder) / "head.json"
-    head_type = json.loads(info_path.read_text()).get("head_type", LEGACY_HEAD) if info_path.is_file() \
-        else LEGACY_HEAD
-    if head_type not in HEAD_TYPES:
-        raise ConfigError(f"{info_path}: unknown head_type {head_type!r} (known: {', '.join(HEAD_TYPES)})")
-    return load(folder, HEAD_TYPES[head_type], "egokit train nlq")
+    return load(folder, HEAD_TYPES, "egokit train nlq", legacy_type=LEGACY_HEAD)
 
 
 def evaluate(ctx) -> dict:
