@@ -2,7 +2,8 @@
 
 Each checkpoint is a folder written under a temporary name and renamed into place (an atomic operation on POSIX),
 then ``latest`` (a one-line pointer file) is replaced atomically. A killed run therefore leaves either the previous
-checkpoint or the new one, never a half-written folder under a real name. The folder is also a loadable egokit
+checkpoint or the new one, never a half-written folder under a real name; old checkpoints are renamed to a hidden
+name before they are deleted, so a kill during clean-up cannot leave a half-deleted one either. The folder is also a loadable egokit
 model (``config.json`` + ``model.safetensors`` + tokenizer), plus ``training_state.pt`` (optimizer, scheduler,
 position, recipe) and per-rank RNG states, all readable with ``torch.load(weights_only=True)``.
 """
@@ -60,21 +61,30 @@ def save_training_checkpoint(root: Path, step: int, *, model, tokenizer, trainin
     if rank == 0:
         (tmp / "COMPLETE").write_text(f"{world_size}\n")
         if final.exists():
-            shutil.rmtree(final)
+            _discard(final)
         os.replace(tmp, final)
         pointer = root / ".latest.tmp"
         pointer.write_text(final.name + "\n")
         os.replace(pointer, root / "latest")
         for old in sorted(list_checkpoints(root))[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
     barrier()
     return final
 
 
+def _discard(folder: Path) -> None:
+    """Delete a checkpoint folder without ever exposing it half-deleted: rename it to a hidden name (atomic), then
+    remove it. A run killed in between leaves only a ``.trash-*`` folder, cleared on the next start."""
+    trash = folder.with_name(f".trash-{folder.name}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def remove_stale_temporaries(root: Path) -> None:
-    """Delete ``.tmp-step-*`` folders left by a run killed while writing a checkpoint."""
+    """Delete ``.tmp-step-*`` / ``.trash-step-*`` folders left by a run killed while writing or deleting one."""
     if root.is_dir():
-        for tmp in root.glob(".tmp-step-*"):
+        for tmp in (*root.glob(".tmp-step-*"), *root.glob(".trash-step-*")):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
