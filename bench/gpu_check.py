@@ -67,6 +67,8 @@ from egokit.models.video import VideoPatchEmbed
 from egokit.perf import count_flops, machine_info, matmul_peak, peak_rss_gib
 
 BF16 = torch.bfloat16
+MODES = ["eager", "compiled", "cudagraphs"]
+SECTIONS = ["correctness", "sdpa_backends", "matmul_peak_bf16", "input_path", "train_step"]
 MASK_TOKEN = 50264  # RoBERTa <mask>; small vocabularies use their last id
 
 
@@ -293,24 +295,51 @@ def probe_backends(sites: dict[str, dict]) -> dict[str, dict]:
                     if not reasons and "No viable backend" in str(exc):
                         reasons = ["unavailable (not built for this device, or not for these inputs)"]
                     row[b] = "no: " + ("; ".join(reasons) or str(exc).split("\n")[0])[:400]
+        row.update(time_site(s))
         report[name] = row
     return report
 
 
+def time_site(s: dict, repeats: int = 10) -> dict:
+    """Forward + backward time of one recorded call site with SDPA's default backend and with the explicit matmul
+    kernel, and which one ``attention="auto"`` picks for it."""
+    from egokit.models.attention import attention, resolve_kernel
+
+    def run(kernel: str) -> None:
+        q, k, v = (s[x].detach().clone().requires_grad_() for x in ("q", "k", "v"))
+        out = attention(q, k, v, s["mask"], kernel=kernel, dropout_p=s["dropout_p"], scale=s["scale"])
+        out.float().sum().backward()
+
+    device = s["q"].device
+    times = {}
+    for kernel in ("sdpa", "matmul"):
+        run(kernel)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            run(kernel)
+        sync(device)
+        times[f"fwd_bwd_ms_{kernel}"] = 1e3 * (time.perf_counter() - start) / repeats
+    return {**times, "auto_picks": resolve_kernel("auto", device, s["k"].shape[-2])}
+
+
 # ------------------------------------------------------------------------------------- 3. pretraining step
-def build_step(cfg: EgoVLPv2Config, device: torch.device, batch: int, compile_backend: str | None):
+def build_step(cfg: EgoVLPv2Config, device: torch.device, batch: int, compile_backend: str | None,
+               attention: str = "auto", cudagraphs: bool = False):
     """``egokit pretrain``'s step: pinned uint8 batch -> non-blocking copy -> normalise on device -> objective under
     bf16 autocast -> backward -> fused AdamW. Returns ``(step, model)``."""
     torch.manual_seed(0)
-    model = new_model(cfg, device).train()
+    model = new_model(cfg.replace(attention=attention), device).train()
     if compile_backend:
-        model.compile_blocks(backend=compile_backend)
+        model.compile_blocks(backend=compile_backend, **({"mode": "reduce-overhead"} if cudagraphs else {}))
     objective = PretrainObjective(model, doubled=False)
     optimizer = adamw(param_groups(model, 3e-5, 0.01, lr_mult_head=4, lr_mult_cross=4), lr=3e-5, device=device)
     host = make_inputs(cfg, batch, pin=device.type == "cuda")
     seeds = iter(range(1, 1 << 62))
 
     def step() -> None:
+        if cudagraphs:  # a new training iteration: earlier graph outputs may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         video = prepare_video(host["video"], model, device)
         tensors = {k: v.to(device, non_blocking=True) for k, v in host.items() if k != "video"}
         with torch.autocast(device.type, dtype=BF16):
@@ -322,14 +351,43 @@ def build_step(cfg: EgoVLPv2Config, device: torch.device, batch: int, compile_ba
     return step, model
 
 
-def time_step(cfg, device, batch: int, mode: str, steps: int, compile_backend: str, flops_cache: dict) -> dict:
+def profile_step(step, device: torch.device, path: Path, steps: int = 2) -> dict:
+    """Profile ``steps`` warm steps (host and device activity): writes the op tables by device time and by host
+    time to ``path`` and returns the device-busy share of the wall time (low = the host cannot feed the GPU)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync(device)
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    wall = time.perf_counter() - start
+    averages = prof.key_averages()
+    device_key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    busy = sum(getattr(e, device_key, 0) for e in averages if e.device_type.name == device.type.upper()) / 1e6
+    launches = sum(e.count for e in averages if e.device_type.name == device.type.upper())
+    text = [f"{steps} profiled steps, wall {wall:.3f} s (profiler overhead included); device kernels {busy:.3f} s "
+            f"({100 * busy / wall:.0f} % busy), {launches} kernels; host ops {sum(e.count for e in averages)}"]
+    for key in (device_key, "self_cpu_time_total", "count"):
+        text += [f"\n== sorted by {key}", averages.table(sort_by=key, row_limit=45, max_name_column_width=70)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(text))
+    return {"wall_s": wall / steps, "device_busy_s": busy / steps, "device_busy_share": busy / wall,
+            "kernels_per_step": launches / steps, "table": str(path)}
+
+
+def time_step(cfg, device, batch: int, mode: str, steps: int, compile_backend: str, flops_cache: dict,
+              profile_dir: Path | None = None, attention: str = "auto") -> dict:
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
-    row = {"batch": batch, "mode": mode, "frames": cfg.num_frames, "image_size": cfg.image_size,
+    row = {"batch": batch, "mode": mode, "attention": attention, "frames": cfg.num_frames, "image_size": cfg.image_size,
            "caption_tokens": cfg.preprocess.max_text_length}
-    step, model = build_step(cfg, device, batch, compile_backend if mode == "compiled" else None)
+    step, model = build_step(cfg, device, batch, compile_backend if mode != "eager" else None, attention,
+                             cudagraphs=mode == "cudagraphs")
     try:
         start = time.perf_counter()
         step()
@@ -353,8 +411,10 @@ def time_step(cfg, device, batch: int, mode: str, steps: int, compile_backend: s
             row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
         else:
             row["peak_rss_gib"] = peak_rss_gib()
-        if mode == "compiled":
+        if mode != "eager":
             row["dynamo"] = {k: dict(counters[k]) for k in ("stats", "frames", "recompiles") if counters.get(k)}
+        if profile_dir is not None:
+            row["profile"] = profile_step(step, device, profile_dir / f"profile_b{batch}_{mode}_{attention}.txt")
         if mode == "eager" and batch not in flops_cache:  # FLOPs do not depend on the mode: count once, untimed
             flops_cache[batch] = count_flops(step)
         if batch in flops_cache:
@@ -462,9 +522,17 @@ def checks_of(result: dict, device: torch.device) -> list[dict]:
     for key, text in result.get("errors", {}).items():
         checks.append({"check": f"section {key} ran", "ok": False, "detail": text.strip().splitlines()[-1]})
     for row in result.get("train_step", []):
-        checks.append({"check": f"train step batch {row['batch']} {row['mode']}", "ok": "error" not in row,
+        checks.append({"check": f"train step batch {row['batch']} {row['mode']} attention={row['attention']}", "ok": "error" not in row,
                        "detail": row.get("error", f"{row.get('seconds_per_step', 0):.3f} s/step")})
     return checks
+
+
+def parse_row(text: str, parser: argparse.ArgumentParser) -> tuple[int, str, str]:
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0].isdigit() or parts[1] not in MODES or parts[2] not in ("auto", "sdpa", "matmul"):
+        parser.error(f"--rows {text!r}: expected BATCH:MODE:ATTENTION, MODE one of {MODES}, "
+                     "ATTENTION one of auto/sdpa/matmul (e.g. 32:compiled:auto)")
+    return int(parts[0]), parts[1], parts[2]
 
 
 def main() -> int:
@@ -473,9 +541,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="micro model, tiny batches (the CPU smoke test)")
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="train-step batch sizes (32 2)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps after two warm-up steps (5)")
-    parser.add_argument("--modes", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
+    parser.add_argument("--modes", nargs="+", default=["eager", "compiled"], choices=MODES,
+                        help="eager; compiled = compile_blocks(); cudagraphs = compile_blocks(mode='reduce-overhead')")
+    parser.add_argument("--rows", nargs="+", default=None, metavar="BATCH:MODE:ATTENTION",
+                        help="explicit train-step rows in this order (instead of batches x attention x modes)")
+    parser.add_argument("--attention", nargs="+", default=["auto", "sdpa"], choices=["auto", "sdpa", "matmul"],
+                        help="attention kernels to time the train step with (auto sdpa); --profile profiles the first")
+    parser.add_argument("--site-batch", type=int, default=None, help="batch of the recorded call sites (first batch)")
     parser.add_argument("--compile-backend", default=None, help="inductor (quick mode: aot_eager, no C++ compiler)")
     parser.add_argument("--budget-s", type=float, default=280.0, help="skip train-step rows that start later than this")
+    parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS, help="what to run (all)")
+    parser.add_argument("--profile", default=None, help="folder for per-row torch.profiler tables (off)")
     parser.add_argument("--json", default=None, help="results file (default $OUT/gpu_check.json when OUT is set)")
     args = parser.parse_args()
 
@@ -508,7 +584,7 @@ def main() -> int:
         result["elapsed_s"] = time.perf_counter() - started
         result["checks"] = checks_of(result, device)
         result["headline"] = [
-            {"what": f"train step, egokit {result['model']} bf16 {args.device}, batch {r['batch']}, {r['mode']}",
+            {"what": f"train step, egokit {result['model']} bf16 {args.device}, batch {r['batch']}, {r['mode']}, attention={r['attention']}",
              "value": f"{r['seconds_per_step']:.3f} s/step, {r['clips_per_s']:.1f} clips/s, "
                       + (f"peak {r['peak_allocated_gib']:.1f} GiB" if "peak_allocated_gib" in r else
                          f"peak RSS {r.get('peak_rss_gib', 0):.2f} GiB"),
@@ -523,6 +599,8 @@ def main() -> int:
         print(f"[{time.perf_counter() - started:6.1f} s] {msg}", flush=True)
 
     def section(key: str, title: str, fn) -> None:
+        if key not in args.sections:
+            return
         stage(title)
         try:
             result[key] = fn()
@@ -534,25 +612,31 @@ def main() -> int:
     section("correctness", "correctness: sdpa vs matmul under bf16 autocast, padded captions",
             lambda: correctness(cfg, device, batch=4))
     section("sdpa_backends", "SDPA backends per attention call site",
-            lambda: probe_backends(record_call_sites(cfg, device, batch=2)))
+            lambda: probe_backends(record_call_sites(cfg, device, batch=args.site_batch or batches[0])))
     sizes, repeats = ((256,), 2) if quick else ((8192,), 10)
     section("matmul_peak_bf16", "bf16 matmul peak",
             lambda: matmul_peak(BF16, device=args.device, sizes=sizes, repeats=repeats))
     section("input_path", "input path: host->device copies, normalisation, patch embedding layout",
             lambda: input_path(cfg, device, batch=batches[0], repeats=3 if quick else 10))
     result["train_step"], flops = [], {}
+    profile_dir = Path(args.profile) if args.profile else None
     peak = result.get("matmul_peak_bf16", {}).get("flops_per_s")
-    for batch in batches:
-        for mode in args.modes:
-            if time.perf_counter() - started > args.budget_s:
-                result.setdefault("skipped", []).append(f"batch {batch} {mode} (time budget --budget-s)")
-                continue
-            stage(f"train step: batch {batch}, {mode}" + (f" ({compile_backend})" if mode == "compiled" else ""))
-            row = time_step(cfg, device, batch, mode, steps, compile_backend, flops)
-            if "achieved_tflops" in row and peak:
-                row["bf16_peak_share"] = row["achieved_tflops"] * 1e12 / peak
-            result["train_step"].append(row)
-            save()
+    rows = [parse_row(r, parser) for r in args.rows] if args.rows else [
+        (b, m, a) for b in batches for a in args.attention for m in args.modes]
+    if "train_step" not in args.sections:
+        rows = []
+    for batch, mode, attention in rows:
+        if time.perf_counter() - started > args.budget_s:
+            result.setdefault("skipped", []).append(f"batch {batch} {mode} {attention} (time budget --budget-s)")
+            continue
+        stage(f"train step: batch {batch}, {mode}" + (f" ({compile_backend})" if mode != "eager" else "")
+              + f", attention={attention}")
+        row = time_step(cfg, device, batch, mode, steps, compile_backend, flops,
+                        profile_dir if attention == rows[0][2] else None, attention)
+        if "achieved_tflops" in row and peak:
+            row["bf16_peak_share"] = row["achieved_tflops"] * 1e12 / peak
+        result["train_step"].append(row)
+        save()
     save()
     show(result)
     if json_path:
@@ -573,14 +657,19 @@ def show(result: dict) -> None:
              *[r.get(b, "-")[:48] for b in backends]] for name, r in result["sdpa_backends"].items()]
     print_table("SDPA backends per call site (default = what runs, forward / backward)",
                 ["call site", "mask", "default", *[b.replace("_ATTENTION", "").lower() for b in backends]], rows)
+    rows = [[name, f"{r['q'][-2]} x {r['k'][-2]}", r["q"][0] * (r["q"][1] if len(r["q"]) == 4 else 1),
+             r["fwd_bwd_ms_sdpa"], r["fwd_bwd_ms_matmul"], r["auto_picks"]]
+            for name, r in result["sdpa_backends"].items() if "fwd_bwd_ms_sdpa" in r]
+    print_table("attention call sites, forward + backward ms (SDPA default backend vs explicit matmul)",
+                ["call site", "queries x keys", "sequences", "sdpa ms", "matmul ms", "auto picks"], rows)
     peak = result["matmul_peak_bf16"].get("flops_per_s", float("nan")) / 1e12
     mem_key = "peak_allocated_gib" if result["device"] == "cuda" else "peak_rss_gib"
-    rows = [[r["batch"], r["mode"], r.get("error") or r["seconds_per_step"], r.get("clips_per_s", "-"),
+    rows = [[r["batch"], r["mode"], r["attention"], r.get("error") or r["seconds_per_step"], r.get("clips_per_s", "-"),
              r.get(mem_key, "-"), r.get("flops_per_step", 0) / 1e12, r.get("achieved_tflops", "-"),
              f"{100 * r['bf16_peak_share']:.1f} %" if "bf16_peak_share" in r else "-", r.get("first_step_s", "-")]
             for r in result["train_step"]]
     print_table(f"pretraining step, bf16 autocast (bf16 matmul peak {peak:.1f} TFLOP/s)",
-                ["batch", "mode", "s/step", "clips/s", "peak GiB", "TFLOP/step", "TFLOP/s", "share of peak",
+                ["batch", "mode", "attention", "s/step", "clips/s", "peak GiB", "TFLOP/step", "TFLOP/s", "share of peak",
                  "first step s"], rows)
     ip = result["input_path"]
     if ip:
