@@ -57,7 +57,7 @@ except ModuleNotFoundError:  # running from a source checkout without `pip insta
 
 from train_step import add_peak_share, egokit_step, machine_peaks, make_batch, measure  # noqa: E402
 
-IMPLS = ("official", "egokit")
+IMPLS = ("official", "official+keepmem", "egokit")
 BASE = {"width": 768, "heads": 12, "depth": 12, "fused": 6, "projection_dim": 4096}
 
 
@@ -267,7 +267,11 @@ def _official_optimizer(model, code: Path):
 # ----------------------------------------------------------------------------------------------- the runs
 def one(impl: str, precision: str, args) -> dict:
     shape = _shape(args)
-    if impl == "official":
+    if impl.startswith("official"):
+        if impl == "official+keepmem":  # the official step with egokit's host-allocator setting
+            from egokit.engine.host_memory import keep_freed_host_memory
+
+            keep_freed_host_memory()
         step, model = official_step(args.official_repo, shape, precision, args.official_checkpointing)
     else:
         from egokit.models import get_config
@@ -298,13 +302,21 @@ def summarize(runs: list[dict], peaks: dict, flops: dict) -> list[dict]:
                    "seconds_per_step": statistics.median(times), "min_seconds": min(times),
                    "peak_rss_gib": max(r["peak_rss_gib"] for r in mine), "threads": mine[0]["threads"],
                    "rounds": len(mine)}
-            add_peak_share(row, peaks, flops.get(impl))
+            add_peak_share(row, peaks, flops.get(impl.split("+")[0]))  # the allocator changes no FLOP
             rows.append(row)
-        pair = {r["impl"]: r for r in rows if r["precision"] == precision}
-        if len(pair) == 2:
-            pair["egokit"]["speedup_vs_official"] = pair["official"]["seconds_per_step"] / pair["egokit"]["seconds_per_step"]
-            pair["egokit"]["memory_vs_official"] = pair["egokit"]["peak_rss_gib"] / pair["official"]["peak_rss_gib"]
+        same = {r["impl"]: r for r in rows if r["precision"] == precision}
+        official, tuned, mine = same.get("official"), same.get("official+keepmem"), same.get("egokit")
+        for row in (tuned, mine):
+            if official and row:
+                _ratios(row, official, "")
+        if tuned and mine:
+            _ratios(mine, tuned, "_keepmem")
     return rows
+
+
+def _ratios(row: dict, base: dict, suffix: str) -> None:
+    row[f"speedup_vs_official{suffix}"] = base["seconds_per_step"] / row["seconds_per_step"]
+    row[f"memory_vs_official{suffix}"] = row["peak_rss_gib"] / base["peak_rss_gib"]
 
 
 def print_table(rows: list[dict], title: str) -> None:
@@ -313,7 +325,7 @@ def print_table(rows: list[dict], title: str) -> None:
 
     table = Table(title=title)
     for col in ("impl", "precision", "params (M)", "s / step (median)", "min s", "peak RSS GiB", "GFLOP / step",
-                "TFLOP/s", "% of matmul peak", "speed-up", "memory ratio"):
+                "TFLOP/s", "% of matmul peak", "speed-up", "memory ratio", "vs official+keepmem"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(r["impl"], r["precision"], f"{r['params'] / 1e6:.1f}", f"{r['seconds_per_step']:.3f}",
@@ -322,7 +334,8 @@ def print_table(rows: list[dict], title: str) -> None:
                       f"{r['achieved_tflops']:.3f}" if "achieved_tflops" in r else "-",
                       f"{100 * r['peak_share']:.0f}" if "peak_share" in r else "-",
                       f"{r['speedup_vs_official']:.2f}x" if "speedup_vs_official" in r else "",
-                      f"{r['memory_vs_official']:.2f}" if "memory_vs_official" in r else "")
+                      f"{r['memory_vs_official']:.2f}" if "memory_vs_official" in r else "",
+                      f"{r['speedup_vs_official_keepmem']:.2f}x" if "speedup_vs_official_keepmem" in r else "")
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
@@ -369,14 +382,15 @@ def main() -> None:
             order = args.impls if round_ % 2 == 0 else args.impls[::-1]
             for impl in order:
                 cmd = [sys.executable, __file__, "--_one", impl, precision, *forwarded]
-                if not args.no_flops and impl not in flops:
+                if not args.no_flops and impl.split("+")[0] not in flops:
                     cmd.append("--_flops")
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode:
                     sys.stderr.write(out.stdout[-3000:] + out.stderr[-6000:])
                     raise SystemExit(f"{impl} {precision} failed (exit {out.returncode})")
                 run = json.loads(out.stdout.strip().splitlines()[-1])
-                flops.setdefault(impl, run.get("flops_per_step"))
+                if run.get("flops_per_step"):
+                    flops.setdefault(impl.split("+")[0], run["flops_per_step"])
                 runs.append(run)
                 print(f"round {round_ + 1}/{args.rounds} {impl:8s} {precision}: "
                       f"{', '.join(f'{t:.3f}' for t in run['step_seconds'])} s/step, "
@@ -387,9 +401,11 @@ def main() -> None:
              f"{rows[0]['threads']} threads{'; official checkpointing' if args.official_checkpointing else ''})")
     print_table(rows, title)
     if args.json:
-        headline = [{"what": f"train step, official / egokit, {'base' if shape == BASE else 'narrow'} {r['precision']}",
+        headline = [{"what": f"train step, official / {r['impl']}, {'base' if shape == BASE else 'narrow'} {r['precision']}",
                      "value": f"{r['speedup_vs_official']:.2f}x faster, memory x{r['memory_vs_official']:.2f}",
-                     "note": f"egokit {r['seconds_per_step']:.2f} s, {r['peak_rss_gib']:.1f} GiB"}
+                     "note": f"{r['impl']} {r['seconds_per_step']:.2f} s, {r['peak_rss_gib']:.1f} GiB"
+                             + (f"; {r['speedup_vs_official_keepmem']:.2f}x vs official+keepmem"
+                                if "speedup_vs_official_keepmem" in r else "")}
                     for r in rows if "speedup_vs_official" in r]
         payload = {"shape": shape, "official_checkpointing": args.official_checkpointing, "steps": args.steps,
                    "rounds": args.rounds, "official_code": str(official_dir(args.official_repo)),

@@ -62,10 +62,12 @@ def egokit_step(config, precision: str, checkpointing: bool = False, seed: int =
     """
     import torch
 
+    from egokit.engine.host_memory import keep_freed_host_memory
     from egokit.engine.objective import PretrainObjective
     from egokit.engine.optim import adamw, param_groups
     from egokit.models import EgoVLPv2
 
+    keep_freed_host_memory()  # as egokit's commands do on CPU (egokit.engine.accel.make_accelerator)
     torch.manual_seed(seed)
     model = EgoVLPv2(config).train()
     model.set_grad_checkpointing(checkpointing)

@@ -15,5 +15,10 @@ def make_accelerator(**kwargs: Any):
     import torch
     from accelerate import Accelerator
 
+    from egokit.engine.host_memory import keep_freed_host_memory
+
     kwargs.setdefault("cpu", not torch.cuda.is_available())
-    return Accelerator(**kwargs)
+    accelerator = Accelerator(**kwargs)
+    if accelerator.device.type == "cpu":  # the model runs on host memory: no page faults per step
+        keep_freed_host_memory()
+    return accelerator

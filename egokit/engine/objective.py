@@ -5,11 +5,14 @@ mode. Work egokit does not repeat or move, relative to the official code:
 
 * the lower (unfused) video blocks of the fusion passes run once per clip and are shared by MLM and VTM (the
   official code runs them twice); the dual pass cannot be shared (it uses a different CLS token);
+* the lower (unfused) text layers are the same in dual and fusion mode: they run once, on the captions and their MLM
+  view as one batch, and the caption states feed the dual pass and VTM (the official code runs them three times,
+  each with its own vocabulary-sized embedding gradient);
 * MLM logits are computed only at masked positions (~15 % of tokens) and never gathered: each rank scales its local
   sum by the global number of masked tokens;
 * raw pixels are never gathered: VTM pairs are drawn once for the global batch (identically on every rank from a
-  per-step seed) and each pair is evaluated on the rank that owns its video; only token ids (a few bytes) are
-  gathered. Pairs are drawn in the order one process would see the global batch (all positives, then all scene
+  per-step seed) and each pair is evaluated on the rank that owns its video; only the captions' lower-layer states
+  (L x width per caption, with gradient) and masks are gathered. Pairs are drawn in the order one process would see the global batch (all positives, then all scene
   negatives), so W processes with local batch b draw exactly the pairs of one process with batch W*b. With one
   process this is the official sampler; with W processes the labels are balanced over the global batch rather
   than per rank.
@@ -40,7 +43,16 @@ class PretrainObjective(nn.Module):
         model = self.model
         rank, world = world_info()
         b = video.shape[0]
-        text_emb = model.encode_text(input_ids, attention_mask)
+        # The unfused text layers are the same in dual and fusion mode: run them once, on the captions and their
+        # MLM view together, and reuse the caption states for VTM (one embedding backward instead of three).
+        shared = self.w_mlm and mlm_input_ids.shape == input_ids.shape
+        if shared:
+            prefix = model.fusion_text_prefix(torch.cat([input_ids, mlm_input_ids]),
+                                              torch.cat([attention_mask, attention_mask]))
+            text_prefix, mlm_prefix = prefix.split(input_ids.shape[0])
+        else:
+            text_prefix = model.fusion_text_prefix(input_ids, attention_mask)
+        text_emb = model.encode_text_prefix(text_prefix, attention_mask)
         video_emb = model.encode_video(video)
         egonce = egonce_loss(gather_with_grad(text_emb), gather_with_grad(video_emb),
                              gather_no_grad(verb) if self.use_verb else None,
@@ -52,7 +64,9 @@ class PretrainObjective(nn.Module):
         if self.w_mlm:
             positions = mlm_labels != -100
             count = _global_sum(positions.sum())
-            fused = model.fuse(video_prefix, model.fusion_text_prefix(mlm_input_ids, attention_mask), attention_mask)
+            if not shared:
+                mlm_prefix = model.fusion_text_prefix(mlm_input_ids, attention_mask)
+            fused = model.fuse(video_prefix, mlm_prefix, attention_mask)
             logits = model.mlm_head(fused.text[positions])
             local = mlm_loss(logits, mlm_labels[positions], num_targets=count.clamp_min(1) / world)
             out["mlm"] = local
@@ -69,9 +83,8 @@ class PretrainObjective(nn.Module):
             mine = (pairs.video_index >= rank * b) & (pairs.video_index < (rank + 1) * b)
             v_idx = pairs.video_index[mine] - rank * b
             t_idx = pairs.text_index[mine]
-            all_ids, all_mask = gather_no_grad(input_ids), gather_no_grad(attention_mask)
-            ids, mask = all_ids[t_idx], all_mask[t_idx]
-            fused = model.fuse(video_prefix[v_idx], model.fusion_text_prefix(ids, mask), mask)
+            mask = gather_no_grad(attention_mask)[t_idx]
+            fused = model.fuse(video_prefix[v_idx], gather_with_grad(text_prefix)[t_idx], mask)
             logits = model.vtm_head(fused).float()
             ce = nn.functional.cross_entropy(logits, pairs.labels[mine], reduction="sum")
             local = ce / (n / world)

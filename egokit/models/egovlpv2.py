@@ -135,6 +135,14 @@ class EgoVLPv2(nn.Module):
         """(B, L) token ids and 0/1 mask -> (B, projection_dim), projected, not L2-normalised."""
         return self.txt_proj(self.text_features(input_ids, attention_mask)[:, 0])
 
+    def encode_text_prefix(self, text_prefix: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode_text` from :meth:`fusion_text_prefix`'s output: the unfused lower layers are the same in
+        dual and fusion mode, so a training step can run them once for its dual, MLM and VTM passes."""
+        kernel = self.kernel(text_prefix.device)
+        x = self._run_text(text_prefix, key_padding_mask(attention_mask), kernel,
+                           range(self.first_fused, self.config.depth))
+        return self.txt_proj(x[:, 0])
+
     # ------------------------------------------------------------ fusion mode
     def fusion_video_prefix(self, video: torch.Tensor) -> torch.Tensor:
         """Video tokens after the unfused blocks with the fusion CLS; depends on the video only, so it can be
