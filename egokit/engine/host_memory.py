@@ -19,7 +19,7 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 M_MMAP_MAX = -4
-_TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes an int: never trim less than 2 GiB of free heap top
+NEVER_TRIM = -1  # mallopt(3): "Setting M_TRIM_THRESHOLD to -1 disables trimming completely"
 
 
 def keep_freed_host_memory() -> bool:
@@ -38,4 +38,4 @@ def keep_freed_host_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # Large blocks come from the heap (glibc still maps memory itself if the heap cannot grow), and freed heap
     # memory stays mapped for the next step.
-    return mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES) == 1
+    return mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, NEVER_TRIM) == 1

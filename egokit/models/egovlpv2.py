@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from egokit.models.attention import key_padding_mask, resolve_kernel
 from egokit.models.config import EgoVLPv2Config
-from egokit.models.heads import MLMHead, Pooler, VTMHead, build_projections, init_bert_style
+from egokit.models.heads import MLMHead, Pooler, VTMHead, build_projections, init_bert_style, outside_autocast
 from egokit.models.text import RobertaTextModel
 from egokit.models.video import SpaceTimeTransformer, _maybe_checkpoint
 
@@ -124,7 +124,7 @@ class EgoVLPv2(nn.Module):
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """(B, F, 3, H, W) normalised pixels -> (B, projection_dim), projected, not L2-normalised."""
-        return self.vid_proj(self.video_features(video))
+        return outside_autocast(self.vid_proj, self.video_features(video))
 
     def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Dual-mode last hidden states (B, L, width), no cross-attention."""
@@ -133,7 +133,7 @@ class EgoVLPv2(nn.Module):
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, L) token ids and 0/1 mask -> (B, projection_dim), projected, not L2-normalised."""
-        return self.txt_proj(self.text_features(input_ids, attention_mask)[:, 0])
+        return outside_autocast(self.txt_proj, self.text_features(input_ids, attention_mask)[:, 0])
 
     def encode_text_prefix(self, text_prefix: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """:meth:`encode_text` from :meth:`fusion_text_prefix`'s output: the unfused lower layers are the same in
@@ -141,7 +141,7 @@ class EgoVLPv2(nn.Module):
         kernel = self.kernel(text_prefix.device)
         x = self._run_text(text_prefix, key_padding_mask(attention_mask), kernel,
                            range(self.first_fused, self.config.depth))
-        return self.txt_proj(x[:, 0])
+        return outside_autocast(self.txt_proj, x[:, 0])
 
     # ------------------------------------------------------------ fusion mode
     def fusion_video_prefix(self, video: torch.Tensor) -> torch.Tensor:
