@@ -522,7 +522,8 @@ def checks_of(result: dict, device: torch.device) -> list[dict]:
     for key, text in result.get("errors", {}).items():
         checks.append({"check": f"section {key} ran", "ok": False, "detail": text.strip().splitlines()[-1]})
     for row in result.get("train_step", []):
-        checks.append({"check": f"train step batch {row['batch']} {row['mode']} attention={row['attention']}", "ok": "error" not in row,
+        name = f"train step batch {row['batch']} {row['mode']} attention={row['attention']}"
+        checks.append({"check": name, "ok": "error" not in row,
                        "detail": row.get("error", f"{row.get('seconds_per_step', 0):.3f} s/step")})
     return checks
 
@@ -584,7 +585,8 @@ def main() -> int:
         result["elapsed_s"] = time.perf_counter() - started
         result["checks"] = checks_of(result, device)
         result["headline"] = [
-            {"what": f"train step, egokit {result['model']} bf16 {args.device}, batch {r['batch']}, {r['mode']}, attention={r['attention']}",
+            {"what": f"train step, egokit {result['model']} bf16 {args.device}, batch {r['batch']}, {r['mode']}, "
+                     f"attention={r['attention']}",
              "value": f"{r['seconds_per_step']:.3f} s/step, {r['clips_per_s']:.1f} clips/s, "
                       + (f"peak {r['peak_allocated_gib']:.1f} GiB" if "peak_allocated_gib" in r else
                          f"peak RSS {r.get('peak_rss_gib', 0):.2f} GiB"),
@@ -669,7 +671,8 @@ def show(result: dict) -> None:
              f"{100 * r['bf16_peak_share']:.1f} %" if "bf16_peak_share" in r else "-", r.get("first_step_s", "-")]
             for r in result["train_step"]]
     print_table(f"pretraining step, bf16 autocast (bf16 matmul peak {peak:.1f} TFLOP/s)",
-                ["batch", "mode", "attention", "s/step", "clips/s", "peak GiB", "TFLOP/step", "TFLOP/s", "share of peak",
+                ["batch", "mode", "attention", "s/step", "clips/s", "peak GiB", "TFLOP/step", "TFLOP/s",
+                 "share of peak",
                  "first step s"], rows)
     ip = result["input_path"]
     if ip:

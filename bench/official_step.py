@@ -401,7 +401,8 @@ def main() -> None:
              f"{rows[0]['threads']} threads{'; official checkpointing' if args.official_checkpointing else ''})")
     print_table(rows, title)
     if args.json:
-        headline = [{"what": f"train step, official / {r['impl']}, {'base' if shape == BASE else 'narrow'} {r['precision']}",
+        size = "base" if shape == BASE else "narrow"
+        headline = [{"what": f"train step, official / {r['impl']}, {size} {r['precision']}",
                      "value": f"{r['speedup_vs_official']:.2f}x faster, memory x{r['memory_vs_official']:.2f}",
                      "note": f"{r['impl']} {r['seconds_per_step']:.2f} s, {r['peak_rss_gib']:.1f} GiB"
                              + (f"; {r['speedup_vs_official_keepmem']:.2f}x vs official+keepmem"

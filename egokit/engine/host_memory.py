@@ -4,7 +4,7 @@ A training step frees and re-allocates the same activations every step. glibc's 
 back to the kernel (every allocation above its mmap threshold is a mapping of its own, and the heap top is trimmed),
 so each step page-faults all of them in again, zero-filled by the kernel: 0.2-0.6 million minor faults and 1.2-5.5 s
 of kernel time per base bf16 step on the reference machine (a 7-8 s step). With per-allocation mappings and
-trimming off, steps run without page faults (5.5 s) at the same peak RSS, since freed memory is reused.
+trimming off, steps run without page faults (4.7-4.9 s) at the same peak RSS, since freed memory is reused.
 
 Set ``EGOKIT_KEEP_HOST_MEMORY=0`` to leave the allocator alone (say, to hand memory back between phases of a
 long-lived process). Other allocators (jemalloc, tcmalloc via ``LD_PRELOAD``) and other C libraries are left

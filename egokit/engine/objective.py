@@ -12,10 +12,10 @@ mode. Work egokit does not repeat or move, relative to the official code:
   sum by the global number of masked tokens;
 * raw pixels are never gathered: VTM pairs are drawn once for the global batch (identically on every rank from a
   per-step seed) and each pair is evaluated on the rank that owns its video; only the captions' lower-layer states
-  (L x width per caption, with gradient) and masks are gathered. Pairs are drawn in the order one process would see the global batch (all positives, then all scene
-  negatives), so W processes with local batch b draw exactly the pairs of one process with batch W*b. With one
-  process this is the official sampler; with W processes the labels are balanced over the global batch rather
-  than per rank.
+  (L x width per caption, with gradient) and masks are gathered. Pairs are drawn in the order one process would see
+  the global batch (all positives, then all scene negatives), so W processes with local batch b draw exactly the
+  pairs of one process with batch W*b. With one process this is the official sampler; with W processes the labels
+  are balanced over the global batch rather than per rank.
 """
 
 from __future__ import annotations
