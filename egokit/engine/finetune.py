@@ -93,3 +93,25 @@ def finetune(ctx, module: torch.nn.Module, dataset: Dataset, settings: FinetuneS
                 break
     return {"history": history, "best": best, "best_state": best_state, "steps": step,
             "module": accelerator.unwrap_model(module)}
+
+
+def fit_epochs(head: torch.nn.Module, loader, loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor],
+               optimizer: torch.optim.Optimizer, schedule, *, epochs: int, device: torch.device | str = "cpu",
+               clip_norm: float = 1.0, on_step: Callable[[float], None] | None = None) -> float:
+    """Plain single-process loop for small heads trained on precomputed features (NLQ, MQ): per batch move it to
+    ``device``, ``loss_fn(head, batch)``, backward, clip, step the optimizer and the per-step ``schedule``.
+    Returns the last loss; ``on_step(loss)`` drives progress bars."""
+    last = float("nan")
+    for _ in range(epochs):
+        head.train()
+        for batch in loader:
+            loss = loss_fn(head, {k: v.to(device) for k, v in batch.items()})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(head.parameters(), clip_norm)
+            optimizer.step()
+            schedule.step()
+            last = float(loss.detach())
+            if on_step is not None:
+                on_step(last)
+    return last

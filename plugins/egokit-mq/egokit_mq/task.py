@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from egokit.embed import embed_to_folder, get_recipe, items_from_annotations
+from egokit.engine.finetune import fit_epochs
 from egokit.errors import ConfigError
 from egokit.metrics import mq_map, mq_recall
 from egokit.recipes import build, read_yaml, to_dict
@@ -190,20 +191,8 @@ def fit_head(options: MQOptions, train_set, num_classes: int, *, device: torch.d
     total = options.epochs * len(loader)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + torch.cos(
         torch.tensor(torch.pi * min(step, total) / max(total, 1)))).item())
-    last = float("nan")
-    for _ in range(options.epochs):
-        head.train()
-        for batch in loader:
-            b = {k: v.to(device) for k, v in batch.items()}
-            loss = head_loss(head, b)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            last = float(loss.detach())
-            if on_step is not None:
-                on_step(last)
+    last = fit_epochs(head, loader, head_loss, optimizer, schedule, epochs=options.epochs, device=device,
+                      clip_norm=1.0, on_step=on_step)
     return head, last
 
 

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from egokit.embed import embed_to_folder, get_recipe, items_from_annotations
+from egokit.engine.finetune import fit_epochs
 from egokit.embed.extract import embed_texts
 from egokit.errors import ConfigError
 from egokit.metrics import nlq_recall
@@ -186,20 +187,12 @@ def fit_head(options: NLQOptions, train_set, *, device: torch.device | str = "cp
                         generator=torch.Generator().manual_seed(seed))
     total = options.epochs * len(loader)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / max(total, 1)))
-    last = float("nan")
-    for _ in range(options.epochs):
-        head.train()
-        for batch in loader:
-            b = {k: v.to(device) for k, v in batch.items()}
-            loss = head_loss(head, b, options.highlight_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            last = float(loss.detach())
-            if on_step is not None:
-                on_step(last)
+
+    def loss_fn(h, b):
+        return head_loss(h, b, options.highlight_weight)
+
+    last = fit_epochs(head, loader, loss_fn, optimizer, schedule, epochs=options.epochs, device=device,
+                      clip_norm=1.0, on_step=on_step)
     return head, last
 
 
