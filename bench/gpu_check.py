@@ -128,6 +128,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def timed_calls(fn, repeats: int, device: torch.device) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn``, the device synchronised around every call."""
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
 
@@ -397,13 +409,7 @@ def time_step(cfg, device, batch: int, mode: str, steps: int, compile_backend: s
         sync(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        times = []
-        for _ in range(steps):
-            sync(device)
-            start = time.perf_counter()
-            step()
-            sync(device)
-            times.append(time.perf_counter() - start)
+        times = timed_calls(step, steps, device)
         row.update(step_seconds=times, seconds_per_step=statistics.median(times))
         row["clips_per_s"] = batch / row["seconds_per_step"]
         if device.type == "cuda":
@@ -439,15 +445,7 @@ def input_path(cfg: EgoVLPv2Config, device: torch.device, batch: int, repeats: i
 
     def best(fn) -> float:
         fn()
-        sync(device)
-        times = []
-        for _ in range(repeats):
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times.append(time.perf_counter() - start)
-        return min(times)
+        return min(timed_calls(fn, repeats, device))
 
     out = {"batch_shape": list(host_u8.shape), "uint8_mib": host_u8.nbytes / 2**20,
            "float32_mib": host_f32.nbytes / 2**20}
