@@ -41,7 +41,7 @@ def run(data: Path, out: Path, steps: int, batch_size: int, workers: int, chunk_
         precision: str) -> dict:
     from rich.console import Console
 
-    from egokit.engine.pretrain import pretrain
+    from egokit.pretrain import pretrain
 
     overrides = [f"data.root={data}", f"output_dir={out}", f"train.max_steps={steps}", f"train.log_every={steps}",
                  f"train.checkpoint_every={10 * steps}", f"data.batch_size={batch_size}",

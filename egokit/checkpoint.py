@@ -20,16 +20,16 @@ import hashlib
 import json
 import os
 import re
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from egokit.errors import CheckpointError
+from egokit.io import atomic_dir, atomic_path, write_text_atomic
 from egokit.models.config import EgoVLPv2Config
 from egokit.models.egovlpv2 import EgoVLPv2
+from egokit.models.report import LoadReport
 from egokit.models.video import inflate_temporal_embed
 
 CONFIG_NAME = "config.json"
@@ -56,21 +56,6 @@ class InertObject:
 
     def __repr__(self) -> str:
         return f"<inert {self._egokit_global}>"
-
-
-@dataclass
-class LoadReport:
-    """What happened when weights were loaded; egokit reports instead of silently ignoring keys."""
-
-    source: str
-    sha256: str | None = None
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    inflated: str | None = None
-    placeholders: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 # ---------------------------------------------------------------------------------------------- official files
@@ -175,10 +160,17 @@ def config_from_state_dict(state: Mapping[str, torch.Tensor], num_heads: int | N
 
 
 # ---------------------------------------------------------------------------------------------- weights -> model
-def load_state_dict_into(model: EgoVLPv2, state: Mapping[str, torch.Tensor], source: str) -> LoadReport:
-    """Load with temporal-embedding adaptation; shape mismatches are errors, missing/unexpected keys reported."""
+def load_state_dict_into(model: EgoVLPv2, state: Mapping[str, torch.Tensor], source: str,
+                         fusion_only: frozenset[str] = frozenset()) -> LoadReport:
+    """Load with temporal-embedding adaptation; shape mismatches are errors, missing/unexpected keys reported.
+
+    ``fusion_only`` names the keys a dual-mode model leaves out on purpose: they are reported as ``dropped`` and
+    kept (on the CPU) in ``model.detached_fusion``, so that :func:`save_pretrained` writes the complete model."""
     state = dict(state)
     report = LoadReport(source=source)
+    if fusion_only:
+        model.detached_fusion = {k: state.pop(k) for k in sorted(fusion_only & state.keys())}
+        report.dropped = list(model.detached_fusion)
     key = "video_model.temporal_embed"
     if key in state and state[key].shape[1] != model.config.num_frames:
         before = state[key].shape[1]
@@ -194,36 +186,70 @@ def load_state_dict_into(model: EgoVLPv2, state: Mapping[str, torch.Tensor], sou
     return report
 
 
-def load_official(path: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
+def load_official(path: str | os.PathLike, *, mode: str = "full", **overrides: Any) -> EgoVLPv2:
     """Build an EgoVLPv2 from an official ``.pth`` (architecture read from shapes, ``overrides`` applied)."""
     state, placeholders = read_official_checkpoint(path)
     cfg = config_from_state_dict(state, overrides.pop("num_heads", None))
     if overrides:
         cfg = cfg.replace(**overrides)
-    model = EgoVLPv2(cfg)
-    report = load_state_dict_into(model, state, str(path))
+    model, fusion_only = _build(cfg, mode)
+    report = load_state_dict_into(model, state, str(path), fusion_only)
     report.sha256, report.placeholders = file_sha256(path), placeholders
     model.load_report = report
     return model
 
 
+MODES = ("full", "dual")
+
+
+def dual_config(cfg: EgoVLPv2Config) -> EgoVLPv2Config:
+    """The same towers without what only fusion mode uses: no fused layers (their cross-attention and gates), no
+    MLM/VTM heads. A dual-mode forward of this model equals the full model's exactly: fused layers skip their
+    cross-attention when no other tower is passed, and the fusion CLS, norm, transforms and poolers are unused."""
+    return cfg.replace(fused_layers=0, mlm_head=False, vtm_head=False)
+
+
+def _build(cfg: EgoVLPv2Config, mode: str) -> tuple[EgoVLPv2, frozenset[str]]:
+    """The model to load weights into, and the fusion-only key names it leaves out (empty in full mode)."""
+    if mode not in MODES:
+        raise CheckpointError(f"unknown model mode {mode!r}; expected one of {MODES}")
+    if mode == "full":
+        return EgoVLPv2(cfg), frozenset()
+    with torch.device("meta"):  # key names only: no memory for the full model
+        full_keys = set(EgoVLPv2(cfg).state_dict())
+    model = EgoVLPv2(dual_config(cfg))
+    model.full_config = cfg
+    return model, frozenset(full_keys - set(model.state_dict()))
+
+
 # ---------------------------------------------------------------------------------------------- egokit folders
 def save_pretrained(model: EgoVLPv2, folder: str | os.PathLike, tokenizer: Any = None, card: str | None = None) -> Path:
-    """Write ``config.json``, ``model.safetensors``, the tokenizer and a model card; each file atomically."""
+    """Write ``config.json``, ``model.safetensors``, the tokenizer and a model card; each file atomically.
+
+    A model loaded in dual mode is written complete: its fusion-only weights (kept on the CPU when it was loaded,
+    never trained in dual mode) are written back and ``config.json`` describes the full architecture, so the
+    folder still works in fusion mode."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with _atomic_path(folder / WEIGHTS_NAME) as tmp:
+    config = model.config
+    detached = getattr(model, "detached_fusion", None)
+    if detached is not None:
+        full = model.full_config
+        tensors.update({k: v.contiguous() for k, v in detached.items()})
+        config = config.replace(fused_layers=full.fused_layers, mlm_head=full.mlm_head, vtm_head=full.vtm_head)
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "egokit_format": str(FORMAT_VERSION)})
-    cfg = model.config.to_dict()
+    cfg = config.to_dict()
     if tokenizer is not None:
         cfg["preprocess"]["tokenizer"] = "bundled"
-        _save_tokenizer(tokenizer, folder / TOKENIZER_DIR)
+        with atomic_dir(folder / TOKENIZER_DIR) as tmp:
+            tokenizer.save_pretrained(str(tmp))
     meta = {"architecture": "egovlpv2", "egokit_format": FORMAT_VERSION, "model": cfg}
-    _atomic_write_text(folder / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
-    _atomic_write_text(folder / "README.md", card or default_model_card(model))
+    write_text_atomic(folder / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
+    write_text_atomic(folder / "README.md", card or default_model_card(model))
     return folder
 
 
@@ -231,65 +257,12 @@ def save_pretrained_atomic(model: EgoVLPv2, folder: str | os.PathLike, tokenizer
                            card: str | None = None) -> Path:
     """:func:`save_pretrained` into a sibling temporary folder, then swap it in: ``folder`` is never half-written
     (use it for "best so far" checkpoints that are overwritten during training)."""
-    import shutil
-
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         save_pretrained(model, tmp, tokenizer=tokenizer, card=card)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return Path(folder)
 
 
-def save_head(folder: str | os.PathLike, head: torch.nn.Module, info: dict[str, Any]) -> Path:
-    """A task head as ``head.safetensors`` + ``head.json`` (its constructor config and task metadata), atomically."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    with _atomic_path(folder / "head.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    _atomic_write_text(folder / "head.json", json.dumps(info, indent=2, default=str) + "\n")
-    return folder
-
-
-def load_head(folder: str | os.PathLike, head_cls: type | Mapping[str, type], what: str, *,
-              legacy_type: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a head saved by :func:`save_head` (``cls(**info["config"])``, eval mode) and return its info.
-
-    ``head_cls`` is the head's class, or ``{head_type: class}`` for a task with several heads: the class is then the
-    one named by ``info["head_type"]`` (``legacy_type`` for heads saved before the type was recorded). ``what``
-    names the command that trains it, for the error message."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    if not (folder / "head.json").is_file() or not (folder / "head.safetensors").is_file():
-        raise CheckpointError(f"no trained head in {folder} (expected head.json + head.safetensors from "
-                              f"`{what}`); pass head=FOLDER")
-    info = json.loads((folder / "head.json").read_text())
-    if isinstance(head_cls, Mapping):
-        head_type = info.get("head_type", legacy_type)
-        if head_type not in head_cls:
-            raise CheckpointError(f"{folder / 'head.json'}: unknown head_type {head_type!r} "
-                                  f"(known: {', '.join(head_cls)})")
-        head_cls = head_cls[head_type]
-    head = head_cls(**info["config"])
-    head.load_state_dict(load_file(str(folder / "head.safetensors")))
-    return head.eval(), info
-
-
-def load_pretrained(folder: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
+def load_pretrained(folder: str | os.PathLike, *, mode: str = "full", **overrides: Any) -> EgoVLPv2:
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -308,8 +281,8 @@ def load_pretrained(folder: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for truncated headers/data
         raise CheckpointError(f"{weights} cannot be read ({_first_line(exc)}); the file may be truncated") from None
-    model = EgoVLPv2(cfg)
-    report = load_state_dict_into(model, state, str(folder))
+    model, fusion_only = _build(cfg, mode)
+    report = load_state_dict_into(model, state, str(folder), fusion_only)
     report.sha256 = file_sha256(weights)
     model.load_report = report
     return model
@@ -327,16 +300,6 @@ def default_model_card(model: EgoVLPv2) -> str:
         f"std {c.preprocess.std}; text up to {c.preprocess.max_text_length} tokens ({c.preprocess.tokenizer})\n\n"
         "```python\nimport egokit\nmodel = egokit.load_model('PATH_OR_hub:ORG/NAME')\n```\n"
     )
-
-
-def _save_tokenizer(tokenizer: Any, folder: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=folder.parent))
-    tokenizer.save_pretrained(str(tmp))
-    if folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
 
 
 # ---------------------------------------------------------------------------------------------- hub + dispatch
@@ -365,15 +328,18 @@ def resolve_source(source: str | os.PathLike) -> Path:
     return path
 
 
-def load_model(source: str | os.PathLike, **overrides: Any) -> EgoVLPv2:
+def load_model(source: str | os.PathLike, *, mode: str = "full", **overrides: Any) -> EgoVLPv2:
     """Load an EgoVLPv2 model from an official ``.pth``, an egokit folder or ``hub:org/name[@revision]``.
 
     ``overrides`` change the architecture on load, e.g. ``num_frames=16`` (temporal embeddings are interpolated as
     the official loader does), ``num_heads`` (official files cannot record it), ``attention='sdpa'``.
+    ``mode="dual"`` builds only what dual mode runs (see :func:`dual_config`): the fusion-only weights stay on the
+    CPU (``model.load_report.dropped``), so the model takes less memory and does no fusion work.
     The returned model is in eval mode; ``model.load_report`` says what was loaded.
     """
     path = resolve_source(source)
-    model = load_pretrained(path, **overrides) if path.is_dir() else load_official(path, **overrides)
+    load = load_pretrained if path.is_dir() else load_official
+    model = load(path, mode=mode, **overrides)
     model.load_report.source = str(source)
     model.source_path = path
     return model.eval()
@@ -385,27 +351,3 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-class _atomic_path:
-    """Context manager yielding a temp path next to ``target``; renamed onto it only if the block succeeds."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __enter__(self) -> Path:
-        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", dir=self.target.parent)
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    with _atomic_path(path) as tmp:
-        tmp.write_text(text)

@@ -26,11 +26,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"recipe not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, where: str) -> dict[str, Any]:
+    """A recipe mapping from YAML text (``where`` names it in errors)."""
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+        raise ConfigError(f"{where}: invalid YAML ({exc})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(f"{where}: a recipe must be a mapping of sections, got {type(data).__name__}")
     return data
 
 
@@ -68,7 +79,13 @@ def build(schema: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     if unknown:
         key = unknown[0]
         close = difflib.get_close_matches(key, list(fields), n=1)
-        hint = f" (did you mean {prefix}{close[0]}?)" if close else f"; known keys: {', '.join(fields)}"
+        nested = _nested_paths(schema, key)
+        if nested:
+            hint = f" (did you mean {prefix}{nested[0]}?)"
+        elif close:
+            hint = f" (did you mean {prefix}{close[0]}?)"
+        else:
+            hint = f"; known keys: {', '.join(fields)}"
         raise ConfigError(f"unknown key {prefix}{key}{hint}")
     kwargs = {}
     for name, value in data.items():
@@ -77,6 +94,37 @@ def build(schema: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         return schema(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"{where or 'recipe'}: {exc}") from None
+
+
+def _nested_paths(schema: type, key: str, depth: int = 3) -> list[str]:
+    """Dotted paths below ``schema`` whose last part is ``key`` (``epochs`` -> ``finetune.epochs``), so a setting
+    given at the wrong level gets the right name in the error."""
+    if depth == 0:
+        return []
+    out = []
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        tp = hints[f.name]
+        inner = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)] or [tp]
+        for sub in inner:
+            if dataclasses.is_dataclass(sub):
+                names = {g.name for g in dataclasses.fields(sub)}
+                if key in names:
+                    out.append(f"{f.name}.{key}")
+                out += [f"{f.name}.{p}" for p in _nested_paths(sub, key, depth - 1)]
+    return out
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``, merging nested mappings key by key (lists and values are replaced), so a
+    recipe that sets ``finetune.lr`` keeps the rest of the packaged ``finetune`` section."""
+    out = _deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = _deepcopy(value)
+    return out
 
 
 def to_dict(obj: Any) -> Any:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from egokit.io import write_json_atomic
+
+__all__ = ["flatten_metrics", "git_revision", "package_versions", "run_metadata", "write_json_atomic",
+           "write_results"]
 
 _PACKAGES = ("egokit", "torch", "transformers", "timm", "accelerate", "av", "tokenizers", "safetensors", "numpy")
 
@@ -59,21 +61,6 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_results(path: str | Path, *, task: str, metrics: dict[str, Any], config: dict[str, Any],

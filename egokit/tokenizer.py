@@ -8,8 +8,6 @@ conventions; both kinds load through :func:`load_tokenizer` and ``AutoTokenizer.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from egokit.errors import ConfigError, EgokitError
+from egokit.io import atomic_dir
 
 __all__ = ["ROBERTA_SPECIAL_TOKENS", "load_tokenizer", "train_bpe_tokenizer"]
 
@@ -143,19 +142,7 @@ def _special(token: str) -> AddedToken:
 
 def _save_atomically(tokenizer: PreTrainedTokenizerFast, out_dir: Path) -> None:
     out_dir = out_dir.expanduser()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EgokitError(f"cannot write tokenizer to {out_dir}: a file of that name exists")
+    with atomic_dir(out_dir) as tmp:
         tokenizer.save_pretrained(str(tmp))
-        if out_dir.exists():
-            if not out_dir.is_dir():
-                raise EgokitError(f"cannot write tokenizer to {out_dir}: a file of that name exists")
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -26,13 +26,9 @@ def fixtures_dir() -> Path:
 
 def micro_config(**overrides):
     """A very small EgoVLPv2 configuration (3 layers, 2 fused) for fast structural tests."""
-    from egokit.models import EgoVLPv2Config, PreprocessConfig
+    from egokit.testing import tiny_config
 
-    base = dict(width=32, num_heads=4, depth=3, fused_layers=2, image_size=32, patch_size=16, num_frames=2,
-                vocab_size=60, max_text_positions=24, text_intermediate_size=64, projection_dim=24,
-                text_dropout=0.0, preprocess=PreprocessConfig(num_frames=2, image_size=32))
-    base.update(overrides)
-    return EgoVLPv2Config(**base)
+    return tiny_config(**overrides)
 
 
 @pytest.fixture(scope="session")

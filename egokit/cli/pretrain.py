@@ -15,6 +15,6 @@ def pretrain(
     resume: Optional[str] = typer.Option(None, "--resume", help="'latest' (this run's newest checkpoint) or a checkpoint folder."),
 ) -> None:
     """Pretrain with EgoNCE + MLM + VTM (Accelerate: run under `accelerate launch` for several processes)."""
-    from egokit.engine.pretrain import pretrain as run
+    from egokit.pretrain import pretrain as run
 
     run(recipe, overrides or [], resume=resume, console=console)

@@ -42,7 +42,7 @@ def summarize(
     folder = getattr(model, "source_path", None)
     head = find_head(folder) if scorer != "vtm" else None
     if scorer == "qfvs" and head is None:
-        raise ConfigError(f"--scorer qfvs: {ckpt} has no QFVS head (qfvs_head.safetensors); train one with "
+        raise ConfigError(f"--scorer qfvs: {ckpt} has no QFVS head (head.json of type summary); train one with "
                           "`egokit train qfvs` or use --scorer vtm")
     if tokenizer is None and folder is not None and (Path(folder) / "tokenizer").is_dir():
         tokenizer = str(Path(folder) / "tokenizer")

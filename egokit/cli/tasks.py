@@ -1,4 +1,4 @@
-"""``egokit tasks``, ``egokit eval TASK`` and ``egokit train TASK``: run task plugins."""
+"""``egokit tasks``, ``egokit eval TASK`` and ``egokit train TASK``: list and run task plugins."""
 
 from __future__ import annotations
 
@@ -11,91 +11,96 @@ from rich.table import Table
 from egokit.cli.common import console, err_console
 
 
-def tasks() -> None:
-    """List installed tasks and the package each comes from (plugins are not imported)."""
-    from egokit.tasks.registry import discover_tasks
+def tasks(
+    check: bool = typer.Option(False, "--check", help="Also import every module of each plugin and validate its "
+                                                      "packaged recipe; exit 1 if any task is broken."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", metavar="TASK",
+                                         help="Print TASK's packaged default recipe (copy it to start your own)."),
+) -> None:
+    """List installed tasks: name, fusion mode, description, metrics, package and health."""
+    from egokit.tasks.registry import check_task, discover_tasks, get_task
 
+    if recipe is not None:
+        text = get_task(recipe).recipe_text()
+        console.print(text if text is not None else f"# {recipe} ships no recipe: its options are the defaults",
+                      highlight=False, markup=False, end="")
+        return
     table = Table(title="installed tasks")
-    for col in ("task", "package", "version", "entry point"):
-        table.add_column(col)
+    for col in ("task", "mode", "description", "metrics", "package", "status"):
+        table.add_column(col, overflow="fold")
+    broken = 0
     for entry in discover_tasks():
-        table.add_row(entry.name, entry.package, entry.version, entry.target)
+        health = check_task(entry, deep=check)
+        package = f"{entry.package} {entry.version}"
+        if health.task is None:
+            table.add_row(entry.name, "-", "-", "-", package, f"[red]broken[/]: {health.problems[0]}")
+            broken += 1
+            continue
+        task = health.task
+        status = "ok" + (" (train, eval)" if task.trainable else " (eval)")
+        if health.problems:
+            status, broken = "[red]broken[/]: " + "; ".join(health.problems), broken + 1
+        elif health.warnings:
+            status += " [yellow]warning[/]: " + "; ".join(health.warnings)
+        table.add_row(entry.name, task.fusion_mode, task.description, ", ".join(task.metric_names), package, status)
     console.print(table)
+    if check and broken:
+        err_console.print(f"{broken} task(s) broken")
+        raise typer.Exit(1)
 
 
-def _split_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``model.x=v`` -> model overrides; everything else -> task options (nested by dots)."""
+def _split_overrides(items: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """``model.x=v`` -> model overrides; everything else stays a task option override."""
     from egokit.recipes import apply_overrides
 
-    data = apply_overrides({}, items)
-    model = data.pop("model", {}) or {}
-    return data, model
+    model_items = [i for i in items if i.startswith("model.")]
+    model = apply_overrides({}, model_items).get("model", {}) or {}
+    return [i for i in items if not i.startswith("model.")], model
 
 
-def _print_metrics(title: str, metrics: dict) -> None:
-    from egokit.results import flatten_metrics
+def _print_metrics(title: str, task, metrics: dict) -> None:
+    from egokit.tasks.base import metric_table
 
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, value in flatten_metrics(metrics).items():
-        table.add_row(name, f"{value:.2f}" if isinstance(value, float) else str(value))
+    for name, value in metric_table(task.metrics, metrics):
+        table.add_row(name, value)
     console.print(table)
 
 
-def _context(task: str, ckpt: Optional[str], recipe: Optional[Path], data: Optional[str], output: Optional[Path],
-             overrides: list[str], precision: str, seed: int, tokenizer: Optional[str]):
-    from egokit.engine.accel import make_accelerator
-    from egokit.recipes import read_yaml
-    from egokit.tasks.context import TaskContext
+def _run(action: str, task: str, ckpt, recipe, data, output, overrides, precision, seed, tokenizer) -> None:
+    from egokit.tasks.runner import run_task
 
-    options = read_yaml(recipe) if recipe else {}
-    extra, model_overrides = _split_overrides(overrides)
-    options.update(extra)
-    if data is not None:
-        options["data"] = data
-    accelerator = make_accelerator(mixed_precision="no" if precision == "fp32" else precision)
-    out = output or Path("runs") / task
-    return TaskContext(accelerator=accelerator, checkpoint=ckpt, options=options, output_dir=out, seed=seed,
-                       console=console, model_overrides=model_overrides, tokenizer_source=tokenizer)
+    options, model_overrides = _split_overrides(overrides or [])
+    run = run_task(task, action, checkpoint=ckpt, recipe=recipe, overrides=options, data=data, output_dir=output,
+                   precision=precision, seed=seed, tokenizer=tokenizer, model_overrides=model_overrides,
+                   console=console)
+    if run.results_path is not None:
+        title = f"{task} ({ckpt})" if action == "eval" else f"{task} fine-tuning"
+        _print_metrics(title, run.task, run.metrics)
+        err_console.print(f"results written to {run.results_path}")
 
 
 def eval_cmd(
     task: str = typer.Argument(..., help="Task name (see `egokit tasks`)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Task options as key=value; model.KEY=VALUE overrides the model."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Task options as key=value (nested: finetune.lr=1e-4); "
+                                                              "model.KEY=VALUE overrides the model."),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help="Official .pth, egokit folder or hub:org/name[@rev]."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset folder (sets the task's data= option)."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML file with task options."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML file with task options (over the task's own)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for the results JSON (default runs/TASK)."),
     precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (autocast)."),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder or hub name (default: bundled with the checkpoint)."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Evaluate a checkpoint on a task; prints a table and writes results JSON (metrics, config, versions, git)."""
-    from egokit.results import write_results
-    from egokit.tasks.registry import get_task
-
-    spec = get_task(task)
-    ctx = _context(task, ckpt, recipe, data, output, overrides or [], precision, seed, tokenizer)
-    with ctx.accelerator.autocast():
-        result = spec.evaluate(ctx)
-    if not ctx.is_main:
-        return
-    checkpoint = {"source": ckpt}
-    report = getattr(ctx.loaded, "load_report", None)
-    if report is not None:
-        checkpoint.update(sha256=report.sha256, missing_keys=report.missing, unexpected_keys=report.unexpected)
-    path = write_results(ctx.output_dir / f"{task}_results.json", task=task, metrics=result["metrics"],
-                         config={"options": result.get("config", ctx.options), "precision": precision,
-                                 "model_overrides": ctx.model_overrides},
-                         checkpoint={**checkpoint, **result.get("checkpoint", {})})
-    _print_metrics(f"{task} ({ckpt})", result["metrics"])
-    err_console.print(f"results written to {path}")
+    """Evaluate a checkpoint on a task; prints a table and writes results JSON (metrics, options, versions, git)."""
+    _run("eval", task, ckpt, recipe, data, output, overrides, precision, seed, tokenizer)
 
 
 def train_cmd(
     task: str = typer.Argument(..., help="Task name (see `egokit tasks`)."),
-    recipe: Optional[Path] = typer.Argument(None, help="YAML recipe (default: the task's own)."),
+    recipe: Optional[Path] = typer.Argument(None, help="YAML recipe over the task's own (optional)."),
     overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides; model.KEY=VALUE for the model."),
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help="Initial checkpoint."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset folder (sets data=)."),
@@ -105,21 +110,7 @@ def train_cmd(
     seed: int = typer.Option(0),
 ) -> None:
     """Fine-tune on a task with its recipe; writes checkpoints and results under the output folder."""
-    from egokit.errors import PluginError
-    from egokit.results import write_results
-    from egokit.tasks.registry import get_task
-
-    spec = get_task(task)
-    if spec.train is None:
-        raise PluginError(f"task {task!r} has no training recipe (evaluation only)")
     if recipe is not None and "=" in str(recipe):  # `egokit train TASK key=value` without a recipe file
         overrides = [str(recipe), *(overrides or [])]
         recipe = None
-    ctx = _context(task, ckpt, recipe, data, output, overrides or [], precision, seed, tokenizer)
-    result = spec.train(ctx)
-    if ctx.is_main:
-        path = write_results(ctx.output_dir / f"{task}_train_results.json", task=task, metrics=result["metrics"],
-                             config={"options": result.get("config", ctx.options), "precision": precision},
-                             checkpoint={"source": ckpt, **result.get("checkpoint", {})})
-        _print_metrics(f"{task} fine-tuning", result["metrics"])
-        err_console.print(f"results written to {path}")
+    _run("train", task, ckpt, recipe, data, output, overrides, precision, seed, tokenizer)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +122,16 @@ class EvalTransform:
 
     def __repr__(self) -> str:
         return f"EvalTransform(size={self.size})"
+
+
+def eval_transform(model) -> EvalTransform:
+    """The evaluation transform at the checkpoint's resolution (``config.preprocess.image_size``)."""
+    return EvalTransform(model.config.preprocess.image_size)
+
+
+def train_transform(model, **kwargs: Any) -> TrainTransform:
+    """The training transform at the checkpoint's resolution; ``kwargs`` as :class:`TrainTransform` (scale, hflip)."""
+    return TrainTransform(model.config.preprocess.image_size, **kwargs)
 
 
 def normalize_video(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from egokit.errors import ConfigError
-from egokit.results import write_json_atomic
+from egokit.io import atomic_path, write_json_atomic
 
 __all__ = ["FORMATS", "META_NAME", "FeatureWriter", "atomic_save", "load_features"]
 
@@ -39,14 +38,9 @@ PARTS = ".embed-parts"
 
 
 def atomic_save(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``write(tmp_path)`` then rename onto ``path`` (see :func:`egokit.io.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def load_features(path: str | os.PathLike) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 
 from egokit.checkpoint import save_pretrained
 from egokit.errors import CheckpointError
+from egokit.io import write_text_atomic
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -63,9 +64,7 @@ def save_training_checkpoint(root: Path, step: int, *, model, tokenizer, trainin
         if final.exists():
             _discard(final)
         os.replace(tmp, final)
-        pointer = root / ".latest.tmp"
-        pointer.write_text(final.name + "\n")
-        os.replace(pointer, root / "latest")
+        write_text_atomic(root / "latest", final.name + "\n")
         for old in sorted(list_checkpoints(root))[:-keep] if keep > 0 else []:
             _discard(old)
     barrier()

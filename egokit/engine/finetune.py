@@ -1,69 +1,59 @@
-"""A small Accelerate fine-tuning loop shared by task plugins.
+"""Fine-tuning loops shared by the task families.
 
-The module passed in computes its own loss in ``forward(batch) -> {"loss": tensor, ...}`` so that DDP/Accelerate
-wrappers see the whole computation; other scalar entries are logged. Evaluation runs after every epoch; the best
-state by ``select`` (a metric name, higher is better) is kept, on the *validation* data the task provides.
+:func:`finetune` trains a module end to end with Accelerate (the module computes its own loss in
+``forward(batch) -> {"loss": tensor, ...}`` so that DDP/Accelerate wrappers see the whole computation) and calls
+``validate(module, epoch, step)`` after every epoch; what to keep is the caller's decision (the task core saves
+the best checkpoint to disk, never a copy of the model in memory). :func:`fit_epochs` is the plain loop for small
+heads trained on precomputed features.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from egokit.engine.finetune_options import FinetuneOptions
 from egokit.engine.optim import adamw, param_groups, warmup_cosine
+
+__all__ = ["FinetuneOptions", "FinetuneResult", "finetune", "fit_epochs"]
 
 
 @dataclass
-class FinetuneSettings:
-    epochs: int = 1
-    max_steps: Optional[int] = None
-    batch_size: int = 16
-    num_workers: int = 2
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
-    lr_mult_head: float = 1.0
-    lr_mult_cross: float = 1.0
-    warmup: float = 0.1
-    schedule: str = "cosine"
-    clip_grad: Optional[float] = None
-    log_every: int = 10
-    seed: int = 0
-
-    @classmethod
-    def from_options(cls, options: Any, **overrides: Any) -> "FinetuneSettings":
-        """Take every setting a task's options dataclass also declares (same name), then ``overrides``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {n: getattr(options, n) for n in names if hasattr(options, n)}
-        return cls(**{**values, **overrides})
+class FinetuneResult:
+    steps: int
+    module: torch.nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def finetune(ctx, module: torch.nn.Module, dataset: Dataset, settings: FinetuneSettings, *,
-             collate_fn: Callable | None = None, evaluate: Callable[[torch.nn.Module], dict] | None = None,
-             select: str | None = None, head_names: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Train ``module`` on ``dataset``; returns {"history": [...], "best": {...}, "best_state": state_dict|None}."""
-    accelerator = ctx.accelerator
-    torch.manual_seed(settings.seed)
-    generator = torch.Generator().manual_seed(settings.seed)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, drop_last=len(dataset) > settings.batch_size,
-                        num_workers=settings.num_workers, collate_fn=collate_fn, generator=generator,
-                        pin_memory=accelerator.device.type == "cuda")
+def finetune(accelerator, module: torch.nn.Module, dataset: Dataset, settings: FinetuneOptions, *, seed: int = 0,
+             num_workers: int = 0, collate_fn: Callable | None = None,
+             validate: Callable[[torch.nn.Module, int, int], dict] | None = None,
+             head_names: tuple[str, ...] = (), progress=None,
+             on_log: Callable[[int, dict], None] | None = None) -> FinetuneResult:
+    """Train ``module`` on ``dataset`` for ``settings.epochs`` (or ``max_steps``); ``validate(unwrapped, epoch,
+    step)`` runs after every epoch in eval mode and its metrics go into the history. ``progress(description,
+    total)`` opens a bar (``TaskContext.progress``); ``on_log(step, record)`` receives every ``log_every``-th step."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True,
+                        drop_last=len(dataset) > settings.batch_size, num_workers=num_workers, collate_fn=collate_fn,
+                        generator=generator, pin_memory=accelerator.device.type == "cuda")
     steps_per_epoch = max(1, len(loader) // max(1, accelerator.num_processes))
     total = settings.max_steps or settings.epochs * steps_per_epoch
-    groups = param_groups(module, settings.lr, settings.weight_decay, lr_mult_head=settings.lr_mult_head,
+    lr = settings.lr if settings.lr is not None else 1e-4
+    groups = param_groups(module, lr, settings.weight_decay, lr_mult_head=settings.lr_mult_head,
                           lr_mult_cross=settings.lr_mult_cross, head_names=head_names)
-    optimizer = adamw(groups, lr=settings.lr, betas=settings.betas, eps=settings.eps, device=accelerator.device)
+    optimizer = adamw(groups, lr=lr, betas=settings.betas, eps=settings.eps, device=accelerator.device)
     scheduler = warmup_cosine(optimizer, int(settings.warmup * total), total, settings.schedule)
     module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
-    history, best, best_state, step = [], None, None, 0
+    history, step = [], 0
     start = time.perf_counter()
-    with ctx.progress("fine-tuning", total=total) as bar:
+    with (progress("fine-tuning", total) if progress is not None else nullcontext()) as bar:
         for epoch in range(settings.epochs if settings.max_steps is None else 10**9):
             module.train()
             for batch in loader:
@@ -76,42 +66,53 @@ def finetune(ctx, module: torch.nn.Module, dataset: Dataset, settings: FinetuneS
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                bar.advance(1, description=f"fine-tuning loss {out['loss'].item():.4f}")
+                if bar is not None:
+                    bar.advance(1, description=f"fine-tuning loss {out['loss'].item():.4f}")
                 if step % settings.log_every == 0 or step == total:
-                    history.append({"step": step, "epoch": epoch, "loss": float(out["loss"].detach()),
-                                    "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - start})
+                    record = {"step": step, "epoch": epoch, "loss": float(out["loss"].detach()),
+                              "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - start}
+                    history.append(record)
+                    if on_log is not None:
+                        on_log(step, record)
                 if step >= total:
                     break
-            if evaluate is not None:
+            if validate is not None:
                 module.eval()
-                metrics = evaluate(accelerator.unwrap_model(module))
+                metrics = validate(accelerator.unwrap_model(module), epoch, step)
                 history.append({"step": step, "epoch": epoch, "eval": metrics})
-                if select is not None and (best is None or metrics[select] > best[select]):
-                    best = dict(metrics, epoch=epoch, step=step)
-                    best_state = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(module).state_dict().items()}
             if step >= total:
                 break
-    return {"history": history, "best": best, "best_state": best_state, "steps": step,
-            "module": accelerator.unwrap_model(module)}
+    return FinetuneResult(steps=step, module=accelerator.unwrap_model(module), history=history)
 
 
 def fit_epochs(head: torch.nn.Module, loader, loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor],
                optimizer: torch.optim.Optimizer, schedule, *, epochs: int, device: torch.device | str = "cpu",
-               clip_norm: float = 1.0, on_step: Callable[[float], None] | None = None) -> float:
-    """Plain single-process loop for small heads trained on precomputed features (NLQ, MQ): per batch move it to
-    ``device``, ``loss_fn(head, batch)``, backward, clip, step the optimizer and the per-step ``schedule``.
-    Returns the last loss; ``on_step(loss)`` drives progress bars."""
+               clip_norm: float | None = 1.0, on_step: Callable[[float], None] | None = None) -> float:
+    """Plain single-process loop for small heads trained on precomputed features (NLQ, MQ, QFVS): per batch move
+    it to ``device``, ``loss_fn(head, batch)``, backward, clip (unless ``clip_norm`` is None), step the optimizer
+    and the per-step ``schedule``. Returns the last loss; ``on_step(loss)`` drives progress bars."""
     last = float("nan")
     for _ in range(epochs):
         head.train()
         for batch in loader:
-            loss = loss_fn(head, {k: v.to(device) for k, v in batch.items()})
+            loss = loss_fn(head, _to(batch, device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), clip_norm)
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(head.parameters(), clip_norm)
             optimizer.step()
             schedule.step()
             last = float(loss.detach())
             if on_step is not None:
                 on_step(last)
     return last
+
+
+def _to(batch: Any, device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(v, device) for v in batch)
+    return batch

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from rich.console import Console
@@ -23,11 +23,11 @@ from egokit.engine.checkpointing import (load_training_state, remove_stale_tempo
 from egokit.engine.logging import RunLogger
 from egokit.engine.objective import PretrainObjective
 from egokit.engine.optim import adamw, param_groups, warmup_cosine
-from egokit.engine.pretrain_recipe import PretrainRecipe
+from egokit.engine.pretrain_recipe import PretrainRecipe, load_pretrain_recipe
 from egokit.engine.progress import make_progress
 from egokit.engine.sampler import ResumableBatchSampler
 from egokit.errors import ConfigError
-from egokit.recipes import load_recipe, to_dict
+from egokit.recipes import to_dict
 from egokit.results import run_metadata, write_json_atomic
 
 
@@ -92,9 +92,21 @@ class PretrainResult:
     model_dir: Path | None
 
 
-def pretrain(recipe_path: str | None, overrides: Sequence[str] = (), *, resume: str | None = None,
-             console: Console | None = None, stop_after: int | None = None) -> PretrainResult:
-    """Run (or resume) a pretraining recipe. ``stop_after`` ends the process's loop early (tests, profiling)."""
+class Evaluator(Protocol):
+    """Periodic evaluation during pretraining (``egokit.tasks.inrun.TaskEvaluator`` evaluates task plugins)."""
+
+    def due(self, step: int, total: int) -> bool: ...
+
+    def __call__(self, accelerator, model, tokenizer, step: int, final: bool) -> dict[str, Any]: ...
+
+
+def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (), *, resume: str | None = None,
+             console: Console | None = None, stop_after: int | None = None,
+             evaluator: Callable[[PretrainRecipe, Console], Evaluator] | None = None) -> PretrainResult:
+    """Run (or resume) a pretraining recipe. ``stop_after`` ends the process's loop early (tests, profiling).
+
+    ``evaluator(recipe, console)`` builds what evaluates the model during and after training; the training loop
+    itself knows no tasks (``egokit.pretrain`` passes the task evaluator for ``eval.tasks``)."""
     from accelerate.utils import DistributedDataParallelKwargs
 
     from egokit.engine.accel import make_accelerator
@@ -106,7 +118,11 @@ def pretrain(recipe_path: str | None, overrides: Sequence[str] = (), *, resume: 
     from egokit.engine.features import prepare_video
 
     console = console or Console()
-    recipe = load_recipe(PretrainRecipe, recipe_path, overrides)
+    recipe = load_pretrain_recipe(recipe_path, overrides)
+    if recipe.eval.tasks and evaluator is None:
+        raise ConfigError("the recipe lists eval.tasks but no evaluator was given; run it with egokit.pretrain.pretrain "
+                          "(or `egokit pretrain`), which evaluates task plugins")
+    evaluate = evaluator(recipe, console) if evaluator is not None and recipe.eval.tasks else None
     if recipe.data.root is None:
         raise ConfigError("data.root is not set: pass data.root=/path/to/egoclip (folder with egoclip.csv and videos/)")
     if recipe.data.policy not in ("strict", "lax"):
@@ -220,8 +236,8 @@ def pretrain(recipe_path: str | None, overrides: Sequence[str] = (), *, resume: 
                     logger.log(step, {**{f"loss/{k}": v for k, v in last.items()}, "lr": lr,
                                       "clips_per_s": clips_seen / max(step_time, 1e-9),
                                       "data_wait_share": wait_time / max(step_time, 1e-9), "epoch": epoch})
-                if recipe.eval.egomcq and recipe.eval.every and step % recipe.eval.every == 0 and step < total_steps:
-                    eval_metrics = _evaluate(recipe, accelerator, objective, tokenizer, console)
+                if evaluate is not None and step < total_steps and evaluate.due(step, total_steps):
+                    eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=False)
                     logger.log(step, _flat_eval(eval_metrics))
                 if step % recipe.train.checkpoint_every == 0 or step == total_steps:
                     _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer,
@@ -234,8 +250,8 @@ def pretrain(recipe_path: str | None, overrides: Sequence[str] = (), *, resume: 
                 t0 = time.perf_counter()
     model_dir = None
     unwrapped = accelerator.unwrap_model(objective).model
-    if recipe.eval.egomcq:
-        eval_metrics = _evaluate(recipe, accelerator, objective, tokenizer, console)
+    if evaluate is not None:
+        eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=True)
         logger.log(step, _flat_eval(eval_metrics))
     if accelerator.is_main_process:
         from egokit.checkpoint import save_pretrained
@@ -244,7 +260,7 @@ def pretrain(recipe_path: str | None, overrides: Sequence[str] = (), *, resume: 
         summary = {"steps": step, "seconds": time.perf_counter() - started, "final_losses": last,
                    "clips_per_s": clips_seen / max(step_time, 1e-9),
                    "data_wait_share": wait_time / max(step_time, 1e-9), "failed_samples": failures.total,
-                   "egomcq": eval_metrics}
+                   "eval": eval_metrics}
         write_json_atomic(run_dir / "results.json", {"summary": summary, "recipe": resolved,
                                                       "environment": run_metadata()})
         _print_summary(console, summary, failures)
@@ -287,33 +303,23 @@ def _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, 
                              world_size=accelerator.num_processes, barrier=accelerator.wait_for_everyone, keep=keep)
 
 
-def _evaluate(recipe: PretrainRecipe, accelerator, objective, tokenizer, console) -> dict[str, Any]:
-    """EgoMCQ with the in-memory model, through the installed ``egomcq`` task plugin."""
-    from egokit.tasks.context import TaskContext
-    from egokit.tasks.registry import get_task
-
+def _evaluate(evaluate: Evaluator, accelerator, objective, tokenizer, step: int, final: bool) -> dict[str, Any]:
+    """Evaluate the in-memory model (eval mode, no gradients), then return it to training."""
     model = accelerator.unwrap_model(objective).model
     was_training = model.training
     model.eval()
-    ctx = TaskContext(accelerator=accelerator, checkpoint=None, options={
-        "data": recipe.eval.egomcq, "num_frames": recipe.eval.num_frames, "batch_size": recipe.eval.batch_size,
-        "num_workers": recipe.data.num_workers, "limit": recipe.eval.limit, "chunk_seconds": recipe.data.chunk_seconds},
-        output_dir=Path(recipe.output_dir), console=console, model=model, tokenizer=tokenizer)
-    if recipe.eval.num_frames != model.config.num_frames:
-        raise ConfigError("eval.num_frames must equal the training frame count for in-run evaluation; "
-                          "evaluate other frame counts afterwards with `egokit eval egomcq --ckpt RUN/model`")
     with torch.no_grad(), accelerator.autocast():
-        result = get_task("egomcq").evaluate(ctx)
+        metrics = evaluate(accelerator, model, tokenizer, step, final)
     model.train(was_training)
-    if accelerator.is_main_process:
-        m = result["metrics"]
-        console.print("EgoMCQ " + ", ".join(f"{s} inter {m[s]['inter']:.1f} / intra {m[s]['intra']:.1f}"
-                                            for s in ("dual", "vtm", "ensemble")))
-    return result["metrics"]
+    return metrics
 
 
 def _flat_eval(metrics: dict[str, Any]) -> dict[str, float]:
-    return {f"egomcq/{s}_{k}": v for s in ("dual", "vtm", "ensemble") for k, v in metrics[s].items()}
+    """``{task: {a: {b: v}}}`` -> ``{"task/a.b": v}`` (numbers only)."""
+    from egokit.results import flatten_metrics
+
+    return {f"{task}/{k}": v for task, m in metrics.items() for k, v in flatten_metrics(m).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _print_summary(console: Console, summary: dict[str, Any], failures) -> None:
@@ -325,10 +331,8 @@ def _print_summary(console: Console, summary: dict[str, Any], failures) -> None:
     for k, v in summary["final_losses"].items():
         table.add_row(f"final {k}", f"{v:.4f}")
     table.add_row("failed samples", str(summary["failed_samples"]))
-    if summary["egomcq"]:
-        for s in ("dual", "vtm", "ensemble"):
-            m = summary["egomcq"][s]
-            table.add_row(f"EgoMCQ {s}", f"inter {m['inter']:.1f} % / intra {m['intra']:.1f} %")
+    for key, value in _flat_eval(summary["eval"] or {}).items():
+        table.add_row(key, f"{value:.2f}")
     console.print(table)
     if failures.total:
         console.print(failures.to_table())

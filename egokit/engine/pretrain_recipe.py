@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 
@@ -73,12 +75,50 @@ class TrainSection:
 
 
 @dataclass
+class EvalTaskSection:
+    """One task evaluated during pretraining, with the in-memory model (see ``egokit tasks``)."""
+
+    name: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  # the task's options; data/num_frames/chunk_seconds/
+                                                           # num_workers default to the data section's
+    every: Optional[int] = None                 # steps between evaluations (None: eval.every; 0: only at the end)
+
+
+@dataclass
 class EvalSection:
-    egomcq: Optional[str] = None                # folder with egomcq.json + videos/ (null: no periodic eval)
-    every: int = 0                              # steps between evaluations (0: only at the end)
-    num_frames: int = 4                         # the paper evaluates 4 frames during pretraining
-    batch_size: int = 4
-    limit: Optional[int] = None
+    tasks: list[EvalTaskSection] = field(default_factory=list)
+    every: int = 0                              # default steps between evaluations (0: only at the end)
+
+
+#: egokit 0.1 eval keys, still accepted: ``eval.egomcq=PATH`` evaluates EgoMCQ on PATH (adding it to eval.tasks),
+#: ``eval.egomcq=null`` removes it; ``eval.num_frames|batch_size|limit`` set the options of the egomcq entry.
+LEGACY_EVAL_KEYS = ("egomcq", "num_frames", "batch_size", "limit")
+
+
+def normalize_eval_aliases(raw: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite the 0.1 ``eval.egomcq`` keys (see :data:`LEGACY_EVAL_KEYS`) into ``eval.tasks`` entries."""
+    section = raw.get("eval")
+    if not isinstance(section, dict) or not any(k in section for k in LEGACY_EVAL_KEYS):
+        return raw
+    section = dict(section)
+    tasks = [dict(t) if isinstance(t, dict) else t for t in (section.get("tasks") or [])]
+    legacy = {k: section.pop(k) for k in LEGACY_EVAL_KEYS if k in section}
+    mcq = [t for t in tasks if isinstance(t, dict) and t.get("name") == "egomcq"]
+    if "egomcq" in legacy:
+        if legacy["egomcq"] is None:
+            tasks = [t for t in tasks if not (isinstance(t, dict) and t.get("name") == "egomcq")]
+            mcq = []
+        elif not mcq:
+            mcq = [{"name": "egomcq", "options": {}}]
+            tasks.append(mcq[0])
+    for entry in mcq:
+        options = dict(entry.get("options") or {})
+        if legacy.get("egomcq") is not None:
+            options["data"] = legacy["egomcq"]
+        options.update({k: legacy[k] for k in ("num_frames", "batch_size", "limit") if k in legacy})
+        entry["options"] = options
+    section["tasks"] = tasks
+    return {**raw, "eval": section}
 
 
 @dataclass
@@ -90,3 +130,16 @@ class PretrainRecipe:
     loss: LossSection = field(default_factory=LossSection)
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)
+
+
+def load_pretrain_recipe(recipe: str | Path | dict[str, Any] | None, overrides: Sequence[str] = ()) -> PretrainRecipe:
+    """A recipe file (or mapping) with ``key=value`` overrides, the 0.1 eval aliases rewritten, validated."""
+    from egokit.errors import ConfigError
+    from egokit.recipes import apply_overrides, build, read_yaml
+
+    where = str(recipe) if isinstance(recipe, (str, Path)) else "recipe"
+    raw = read_yaml(recipe) if isinstance(recipe, (str, Path)) else dict(recipe or {})
+    try:
+        return build(PretrainRecipe, normalize_eval_aliases(apply_overrides(raw, overrides)))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from egokit.checkpoint import LoadReport
+from egokit.models.report import LoadReport
 from egokit.errors import CheckpointError
 from egokit.models.egovlpv2 import EgoVLPv2
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from egokit.errors import DataError
+from egokit.io import write_json_atomic
 
 if TYPE_CHECKING:
     from egokit.data.video import ChunkedVideo, VideoInfo
@@ -61,16 +61,7 @@ def write_manifest(path: str | os.PathLike, videos: dict[str, dict[str, Any]]) -
     path = _manifest_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "videos": dict(sorted(videos.items()))}
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, payload, indent=1, fsync=True)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from egokit.errors import CheckpointError, ConfigError
 
+#: The type name of this head in ``head.json`` (the one head format of :mod:`egokit.heads`).
+HEAD_TYPE = "summary"
+#: The files earlier releases wrote beside the model (weights + the config as JSON), still read.
 HEAD_WEIGHTS = "qfvs_head.safetensors"
 HEAD_CONFIG = "qfvs_head.json"
 
@@ -54,9 +58,13 @@ def positional_table(length: int, width: int) -> torch.Tensor:
 class SummaryHead(nn.Module):
     """(B, S, d) shot features + (B, S) boolean padding mask -> (B, S) logits (higher = keep the shot)."""
 
-    def __init__(self, config: SummaryHeadConfig | None = None) -> None:
+    def __init__(self, config: SummaryHeadConfig | None = None, **fields: Any) -> None:
+        """``SummaryHead(config)`` or ``SummaryHead(width=..., ...)`` (the fields of :class:`SummaryHeadConfig`, as
+        ``head.json`` stores them)."""
         super().__init__()
-        self.config = config or SummaryHeadConfig()
+        if config is not None and fields:
+            raise TypeError("pass a SummaryHeadConfig or its fields, not both")
+        self.config = config or SummaryHeadConfig(**fields)
         self.config.validate()
         c = self.config
         self.register_buffer("pos", positional_table(c.max_shots, c.width), persistent=False)
@@ -89,20 +97,18 @@ def save_head(head: SummaryHead, folder: str | Path, name: str = HEAD_WEIGHTS) -
     """Write ``name`` (safetensors) and its JSON config next to it, atomically."""
     from safetensors.torch import save_file
 
-    from egokit.results import write_json_atomic
+    from egokit.io import atomic_path, write_json_atomic
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(tmp))
-    tmp.replace(path)
+    path = Path(folder) / name
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(tmp))
     write_json_atomic(path.with_suffix(".json"), asdict(head.config))
     return path
 
 
 def load_head(path: str | Path) -> SummaryHead:
-    """Read a head written by :func:`save_head` (``<name>.safetensors`` + ``<name>.json``)."""
+    """Read a head written by :func:`save_head` (``<name>.safetensors`` + ``<name>.json``, the layout of earlier
+    releases' QFVS heads)."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -122,9 +128,17 @@ def load_head(path: str | Path) -> SummaryHead:
 
 
 def find_head(folder: str | Path | None) -> SummaryHead | None:
-    """The head saved in a checkpoint folder, or None when the folder has none."""
-    if folder is None or not Path(folder).is_dir() or not (Path(folder) / HEAD_WEIGHTS).is_file():
+    """The QFVS head saved in a checkpoint folder, or None when the folder has none: ``head.json`` +
+    ``head.safetensors`` of type ``summary`` (what ``egokit train qfvs`` writes beside the model), else the
+    ``qfvs_head.safetensors`` + ``qfvs_head.json`` pair of earlier releases."""
+    from egokit.heads import has_head, read_head_info
+    from egokit.heads import load_head as load_task_head
+
+    if folder is None or not Path(folder).is_dir():
         return None
-    return load_head(Path(folder) / HEAD_WEIGHTS)
-
-
+    folder = Path(folder)
+    if has_head(folder) and read_head_info(folder).get("head_type") == HEAD_TYPE:
+        return load_task_head(folder, SummaryHead)[0]
+    if (folder / HEAD_WEIGHTS).is_file():
+        return load_head(folder / HEAD_WEIGHTS)
+    return None

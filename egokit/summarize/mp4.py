@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import av
 
 from egokit.errors import VideoDecodeError
+from egokit.io import atomic_path
 from egokit.summarize.shots import Shot
 
 
@@ -22,10 +21,9 @@ def write_summary_mp4(source: str | Path, shots: Sequence[Shot], path: str | Pat
     source, path = Path(source), Path(path)
     spans = sorted((s.start, s.end) for s in shots)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
     try:
-        with av.open(str(source)) as src, av.open(tmp, mode="w", format="mp4") as dst:
+        with atomic_path(path, suffix=".mp4") as tmp, av.open(str(source)) as src, \
+                av.open(str(tmp), mode="w", format="mp4") as dst:
             if not src.streams.video:
                 raise VideoDecodeError(f"{source}: no video stream")
             stream = src.streams.video[0]
@@ -49,13 +47,8 @@ def write_summary_mp4(source: str | Path, shots: Sequence[Shot], path: str | Pat
                 dst.mux(out.encode(image))
                 written += 1
             dst.mux(out.encode(None))
-        if written == 0:
-            raise VideoDecodeError(f"{source}: no frame fell inside the selected shots")
-        os.replace(tmp, path)
+            if written == 0:
+                raise VideoDecodeError(f"{source}: no frame fell inside the selected shots")
     except av.error.FFmpegError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise VideoDecodeError(f"{source}: cannot re-encode the summary ({exc})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

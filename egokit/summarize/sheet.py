@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from egokit.io import atomic_path
 
 LABEL_HEIGHT = 22
 GAP = 4
@@ -61,13 +61,6 @@ def tile_box(k: int, frame_size: tuple[int, int], count: int, columns: int | Non
 def save_png(image, path: str | Path) -> Path:
     """Save atomically (temporary file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

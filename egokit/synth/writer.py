@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -15,33 +10,22 @@ from typing import Any
 import av
 import numpy as np
 
+from egokit.io import atomic_path, write_csv_atomic, write_json_atomic, write_text_atomic
+
 __all__ = ["encode_chunks", "write_csv", "write_json", "write_text"]
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+    write_json_atomic(path, data, indent=1)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Tab-separated, like the official egoclip.csv (read back with ``sep='\\t'``)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
+    write_csv_atomic(path, header, rows, delimiter="\t")
 
 
 def encode_chunks(
@@ -66,14 +50,9 @@ def encode_chunks(
     paths = []
     for k, first in enumerate(range(0, num_frames, chunk_frames)):
         path = out_dir / f"{k}.mp4"
-        fd, tmp = tempfile.mkstemp(prefix=f".{k}.", suffix=".mp4", dir=out_dir)
-        os.close(fd)
-        try:
-            _encode_one(frame_at, range(first, min(first + chunk_frames, num_frames)), tmp, fps, crf, preset, gop)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path, suffix=".mp4") as tmp:
+            _encode_one(frame_at, range(first, min(first + chunk_frames, num_frames)), str(tmp), fps, crf, preset,
+                        gop)
         paths.append(path)
     return paths
 

@@ -1,4 +1,4 @@
-"""What a task receives when it runs: the accelerator, how to get the model/tokenizer, options and outputs."""
+"""What a task receives when it runs: the accelerator, the model in the task's fusion mode, outputs and logging."""
 
 from __future__ import annotations
 
@@ -8,27 +8,38 @@ from typing import Any
 
 from rich.console import Console
 
+from egokit.errors import ConfigError
+
+__all__ = ["TaskContext"]
+
 
 @dataclass
 class TaskContext:
-    """Runtime context handed to ``TaskSpec.evaluate`` / ``TaskSpec.train``.
+    """Runtime context handed to ``Task.evaluate(ctx, options)`` / ``Task.train(ctx, options)``.
 
-    ``options`` are the task's own settings (from its recipe and ``key=value`` overrides); a task validates them with
-    :func:`egokit.recipes.build` against its own schema. The model is loaded lazily because tasks choose the frame
-    count (e.g. EgoMCQ evaluates with 16 frames, temporal embeddings interpolated on load).
+    The model is loaded lazily (tasks choose the frame count, e.g. EgoMCQ evaluates with 16 frames and the
+    temporal embeddings are interpolated on load) and in the task's ``fusion_mode``: a ``dual`` task gets the
+    towers without fusion layers or heads (see :func:`egokit.checkpoint.dual_config`); ``fusion`` and ``ensemble``
+    tasks get the whole model. ``model``/``tokenizer`` may be given in memory (periodic evaluation during
+    pretraining), in which case nothing is loaded.
     """
 
     accelerator: Any
     checkpoint: str | None
-    options: dict[str, Any]
     output_dir: Path
+    fusion_mode: str = "fusion"
     seed: int = 0
     console: Console = field(default_factory=Console)
     model_overrides: dict[str, Any] = field(default_factory=dict)
     tokenizer_source: str | None = None
     model: Any = None
     tokenizer: Any = None
+    task_name: str = "task"
     loaded: Any = field(default=None, repr=False)  # the last model load_model() built (for provenance)
+    _logger: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir)
 
     @property
     def device(self):
@@ -38,21 +49,28 @@ class TaskContext:
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
+    # ------------------------------------------------------------------------------------------------- model
     def load_model(self, **overrides: Any):
-        """The checkpoint as an EgoVLPv2 in eval mode on the accelerator's device."""
+        """The checkpoint as an EgoVLPv2 in eval mode on the accelerator's device, in the task's fusion mode."""
         from egokit.checkpoint import load_model
-        from egokit.errors import ConfigError
 
         if self.model is not None:  # an in-memory model (periodic evaluation during training)
+            frames = overrides.get("num_frames")
+            if frames is not None and frames != self.model.config.num_frames:
+                raise ConfigError(f"{self.task_name}: the in-memory model has {self.model.config.num_frames} "
+                                  f"frames, the task asks for {frames}; set the task's num_frames to "
+                                  f"{self.model.config.num_frames} (or evaluate the saved model afterwards with "
+                                  f"`egokit eval {self.task_name} --ckpt RUN/model`)")
             return self.model
         if self.checkpoint is None:
             raise ConfigError("this task needs a model: pass --ckpt SOURCE (official .pth, egokit folder or hub:org/name)")
-        model = load_model(self.checkpoint, **{**overrides, **self.model_overrides})
+        mode = "dual" if self.fusion_mode == "dual" else "full"
+        model = load_model(self.checkpoint, mode=mode, **{**overrides, **self.model_overrides})
         self.loaded = model
         return model.to(self.device).eval()
 
     def load_tokenizer(self, model=None):
-        """The tokenizer bundled with the checkpoint, else the one its config names, else ``tokenizer_source``."""
+        """The tokenizer bundled with the checkpoint, else the one its config names, else ``--tokenizer``."""
         from egokit.tokenizer import load_tokenizer
 
         if self.tokenizer is not None:
@@ -65,7 +83,48 @@ class TaskContext:
         name = model.config.preprocess.tokenizer if model is not None else "roberta-base"
         return load_tokenizer(name)
 
+    # ----------------------------------------------------------------------------------------------- outputs
+    def path(self, name: str) -> Path:
+        """``output_dir / name``."""
+        return self.output_dir / name
+
+    def write_json(self, name: str, data: Any) -> Path:
+        """Atomically write ``output_dir/name`` on the main process; returns the path on every process."""
+        from egokit.io import write_json_atomic
+
+        path = self.path(name)
+        if self.is_main:
+            write_json_atomic(path, data)
+        return path
+
+    def save_model(self, model, folder: str | Path, tokenizer=None) -> Path:
+        """Save an egokit checkpoint folder atomically (main process; every process waits for it). A model loaded
+        in dual mode is written complete, its untouched fusion weights included."""
+        from egokit.checkpoint import save_pretrained_atomic
+
+        folder = Path(folder)
+        if self.is_main:
+            save_pretrained_atomic(model, folder, tokenizer=tokenizer)
+        self.accelerator.wait_for_everyone()
+        return folder
+
     def progress(self, description: str, total: int | None = None):
+        """A progress bar (``with ctx.progress(...) as bar: bar.advance(n)``), silent on non-main processes."""
         from egokit.engine.progress import task_progress
 
         return task_progress(description, total, disable=not self.is_main, console=self.console)
+
+    def log(self, step: int, values: dict[str, Any]) -> None:
+        """Append to ``output_dir/metrics.jsonl`` (and TensorBoard when installed), main process only."""
+        if not self.is_main:
+            return
+        if self._logger is None:
+            from egokit.engine.logging import RunLogger
+
+            self._logger = RunLogger(self.output_dir, enabled=True)
+        self._logger.log(step, values)
+
+    def close(self) -> None:
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None

@@ -41,7 +41,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 def test_pretrain_runs_and_writes_a_loadable_model(tiny_synth, tmp_path):
-    from egokit.engine.pretrain import pretrain
+    from egokit.pretrain import pretrain
 
     result = pretrain(str(REPO / "recipes" / "demo.yaml"),
                       _overrides(tiny_synth, tmp_path / "run", "train.max_steps=3", "train.checkpoint_every=2",
@@ -54,7 +54,7 @@ def test_pretrain_runs_and_writes_a_loadable_model(tiny_synth, tmp_path):
     model = egokit.load_model(result.model_dir)
     assert model.config.width == 32 and (result.model_dir / "tokenizer").is_dir()
     summary = json.loads((tmp_path / "run" / "results.json").read_text())["summary"]
-    assert summary["steps"] == 3 and summary["egomcq"]["ensemble"]["inter"] >= 0
+    assert summary["steps"] == 3 and summary["eval"]["egomcq"]["ensemble"]["inter"] >= 0
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines if "loss/loss" in line] == [1, 2, 3]
     assert (tmp_path / "run" / "recipe.json").is_file()
@@ -62,7 +62,7 @@ def test_pretrain_runs_and_writes_a_loadable_model(tiny_synth, tmp_path):
 
 
 def test_unknown_recipe_key_is_an_error(tiny_synth, tmp_path):
-    from egokit.engine.pretrain import pretrain
+    from egokit.pretrain import pretrain
     from egokit.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"optim\.lrr.*did you mean optim\.lr"):

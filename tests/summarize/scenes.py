@@ -3,43 +3,16 @@ trained in-process to tell which object a clip shows. Shared by the summarisatio
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from egokit.synth.render import Renderer
-from egokit.synth.scene import SceneObject, random_scene
-from egokit.synth.writer import encode_chunks
+from egokit.synth.clips import one_object_scene, render_scene as render, write_video as write_mp4
+
+__all__ = ["NOUNS", "one_object_scene", "render", "shot_video", "train_vtm", "write_mp4"]
 
 NOUNS = (("red", "ball"), ("blue", "box"), ("green", "cup"), ("yellow", "cone"))
-
-
-def one_object_scene(rng: np.random.Generator, colour: str, shape: str):
-    """A random room (muted colours, textured table) with a single large ``colour shape`` in the middle."""
-    scene = random_scene(rng, aspect=1.0, num_objects=1)
-    obj = SceneObject(shape=shape, colour=colour, x=float(rng.uniform(0.4, 0.6)), y=0.8, size=0.45)
-    return dataclasses.replace(scene, objects=(obj,))
-
-
-def render(scene, times, size: int) -> np.ndarray:
-    """uint8 (len(times), size, size, 3)."""
-    renderer = Renderer(scene, [], size, size)
-    return np.stack([renderer.frame(float(t)) for t in times])
-
-
-def write_mp4(path: Path, frames: np.ndarray, fps: int) -> Path:
-    """H.264 mp4 of RGB frames (N, H, W, 3) via the synth writer."""
-    tmp = Path(tempfile.mkdtemp(dir=path.parent))
-    try:
-        (chunk,) = encode_chunks(lambda i: frames[i], len(frames), tmp, fps, chunk_frames=len(frames), crf=18)
-        chunk.replace(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
 
 
 def shot_video(path: Path, shot_nouns, *, seed: int, shot_seconds: float = 1.0, fps: int = 8, size: int = 64) -> Path:

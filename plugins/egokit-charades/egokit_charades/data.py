@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egokit.data.video import probe_video, read_clip
-from egokit.errors import DataError
+from egokit.tasks.api import DataError, probe_video, read_clip
 
 __all__ = ["Action", "CharadesClipDataset", "CharadesSegmentDataset", "CharadesVideo", "find_videos", "read_classes",
            "read_metadata"]

@@ -1,55 +1,50 @@
-"""Charades-Ego action recognition as video-to-class-name retrieval (spec §5.3).
+"""Charades-Ego action recognition as video-to-class-name retrieval, on egokit's retrieval family.
 
 Evaluation: each test video is read whole (``num_frames`` = 32 uniform frames, eval transform), the class names are
 tokenised (max 30 tokens) and embedded once, scores = cos(video, class) (videos x classes), and the official
-approximate Charades mAP (:func:`egokit.metrics.charades_map`) is reported in 0-100.
+approximate Charades mAP (``charades_map``) is reported in 0-100.
 
 Fine-tuning: one item per (video, action) segment with ``'rand'`` frames inside it and the class name as text
 (max 15 tokens), symmetric InfoNCE (temperature 0.05) over the all-gathered batch, AdamW with warm-up + cosine.
 Differences from the official trainer: no ``_adjust_learning_rate`` spike (the official first step of every epoch
 after the first runs at 2e-4, 13x the 1.5e-5 recipe rate), and the best epoch by validation mAP is kept instead of
-the latest. As officially, the validation data is whatever split is given (the official "val" is the test split).
+the latest. As officially, the validation data is the evaluation split (the official "val" is the test split).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from egokit.errors import ConfigError
-from egokit.recipes import build, read_yaml, to_dict
+from egokit.tasks.api import (ConfigError, FinetuneOptions, MetricSpec, RetrievalData, RetrievalOptions,
+                              RetrievalTask, fit_text_length)
 
-__all__ = ["CharadesOptions", "evaluate", "train"]
+__all__ = ["CharadesEgo", "CharadesFinetune", "CharadesOptions"]
 
 
 @dataclass
-class CharadesOptions:
-    data: Optional[str] = None  # folder with the metadata CSVs, Charades_v1_classes.txt and videos/
-    annotations: Optional[str] = None  # defaults to <data>
-    videos: Optional[str] = None  # defaults to <data>/videos (<id>.mp4)
-    classes: Optional[str] = None  # defaults to <annotations>/Charades_v1_classes.txt
-    split: str = "test"  # evaluation split: CharadesEgo_v1_<split>_only1st.csv
+class CharadesFinetune(FinetuneOptions):
+    epochs: int = 20
+    batch_size: int = 16            # segments per process (official: 16 x 8 GPUs)
+    lr: Optional[float] = 1.5e-5
+    select: Optional[str] = "mAP"
+    temperature: float = 0.05       # symmetric InfoNCE (official NormSoftmaxLoss)
+    max_text_length: int = 15       # class names as training captions
+    split: str = "train"
+    limit: Optional[int] = None     # use only the first N training videos
+
+
+@dataclass
+class CharadesOptions(RetrievalOptions):
+    annotations: Optional[str] = None   # defaults to <data>
+    videos: Optional[str] = None        # defaults to <data>/videos (<id>.mp4)
+    classes: Optional[str] = None       # defaults to <annotations>/Charades_v1_classes.txt
+    split: str = "test"                 # evaluation split: CharadesEgo_v1_<split>_only1st.csv
     num_frames: int = 32
     eval_batch_size: int = 4
     class_max_length: int = 30
-    num_workers: int = 2
-    limit: Optional[int] = None  # evaluate only the first N videos
-    # fine-tuning
-    train_split: str = "train"
-    max_text_length: int = 15
-    temperature: float = 0.05
-    epochs: int = 20
-    max_steps: Optional[int] = None
-    batch_size: int = 16  # segments per process
-    lr: float = 1.5e-5
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
-    warmup: float = 0.1
-    clip_grad: Optional[float] = None
-    log_every: int = 10
-    limit_train: Optional[int] = None  # use only the first N training videos
+    finetune: CharadesFinetune = field(default_factory=CharadesFinetune)
 
     def folders(self) -> tuple[Path, Path, Path]:
         if self.annotations is None and self.data is None:
@@ -61,74 +56,53 @@ class CharadesOptions:
         return annotations, videos, classes
 
 
-def default_options() -> dict[str, Any]:
-    return read_yaml(Path(__file__).with_name("charades_ego.yaml"))
-
-
-def options_from(ctx) -> CharadesOptions:
-    return build(CharadesOptions, {**default_options(), **ctx.options}, where="charades-ego")
-
-
-def capped_length(length: int, model) -> int:
-    """A text length capped to the model's position table (RoBERTa positions start after the pad id)."""
-    cfg = model.config
-    return min(length, cfg.max_text_positions - cfg.pad_token_id - 1)
-
-
 def metadata_path(annotations: Path, split: str) -> Path:
     return annotations / f"CharadesEgo_v1_{split}_only1st.csv"
 
 
-def charades_metrics(model, tokenizer, accelerator, dataset, class_names: list[str], options: CharadesOptions,
-                     progress=None) -> dict[str, Any]:
-    """mAP (0-100) of class-name retrieval over ``dataset`` (a :class:`CharadesClipDataset`)."""
-    import torch
-    import torch.nn.functional as F
+class CharadesEgo(RetrievalTask):
+    name = "charades-ego"
+    description = "Charades-Ego action recognition as video-to-class-name retrieval (157 classes, mAP)"
+    metrics = (MetricSpec("mAP"),)
+    Options = CharadesOptions
+    recipe = "charades_ego.yaml"
 
-    from egokit.engine.features import encode_texts, map_dataset, prepare_video
-    from egokit.metrics import charades_map
+    def retrieval_data(self, ctx, options: CharadesOptions, model) -> RetrievalData:
+        from egokit.tasks.api import EvalTransform
+        from egokit_charades.data import CharadesClipDataset, find_videos, read_classes, read_metadata
 
-    device = next(model.parameters()).device
+        annotations, videos, classes = options.folders()
+        _, names = read_classes(classes)
+        metadata = read_metadata(metadata_path(annotations, options.split), len(names))[: options.limit]
+        dataset = CharadesClipDataset(metadata, find_videos(videos, [v.id for v in metadata]), len(names),
+                                      options.num_frames, transform=EvalTransform(model.config.preprocess.image_size))
+        return RetrievalData(dataset, names, text_length=fit_text_length(options.class_max_length, model),
+                             text_padding="max_length", carry=("target",))
 
-    def embed(batch: dict) -> dict:
-        video = model.encode_video(prepare_video(batch["video"], model, device)).float()
-        return {"video": video, "target": batch["target"].to(device)}
+    def score(self, similarity, data: RetrievalData, carried: dict[str, Any]) -> dict[str, Any]:
+        from egokit.tasks.api import charades_map
 
-    out = map_dataset(accelerator, dataset, embed, batch_size=options.eval_batch_size,
-                      num_workers=options.num_workers, progress=progress)
-    text = encode_texts(model, tokenizer, class_names, max_length=capped_length(options.class_max_length, model),
-                        padding="max_length", device=device)
-    with torch.no_grad():
-        scores = F.normalize(out["video"], dim=-1) @ F.normalize(text, dim=-1).T
-    return {"mAP": 100.0 * charades_map(scores.numpy(), out["target"].numpy()), "num_videos": len(dataset)}
+        return {"mAP": 100.0 * charades_map(similarity, carried["target"].numpy()), "num_videos": len(similarity)}
 
+    def train_data(self, ctx, options: CharadesOptions, model, tokenizer):
+        from egokit.tasks.api import TrainTransform
+        from egokit_charades.data import CharadesSegmentDataset, find_videos, read_classes, read_metadata
 
-def eval_dataset(options: CharadesOptions, model, num_classes: int, limit: int | None):
-    from egokit.data.transforms import EvalTransform
-    from egokit_charades.data import CharadesClipDataset, find_videos, read_metadata
+        ft = options.finetune
+        annotations, videos, classes = options.folders()
+        _, names = read_classes(classes)
+        metadata = read_metadata(metadata_path(annotations, ft.split), len(names))[: ft.limit]
+        return CharadesSegmentDataset(metadata, find_videos(videos, [v.id for v in metadata]), names,
+                                      options.num_frames, transform=TrainTransform(model.config.preprocess.image_size),
+                                      tokenizer=tokenizer, max_length=fit_text_length(ft.max_text_length, model))
 
-    annotations, videos, _ = options.folders()
-    metadata = read_metadata(metadata_path(annotations, options.split), num_classes)[:limit]
-    size = model.config.preprocess.image_size
-    return CharadesClipDataset(metadata, find_videos(videos, [v.id for v in metadata]), num_classes,
-                               options.num_frames, transform=EvalTransform(size))
+    def loss(self, text, video, extras: dict[str, Any], options: CharadesOptions):
+        """As officially, two segments of the same class in one batch are negatives of each other."""
+        from egokit.tasks.api import info_nce_loss
 
+        return info_nce_loss(text, video, options.finetune.temperature)
 
-def evaluate(ctx) -> dict[str, Any]:
-    from egokit_charades.data import read_classes
+    def synth(self, out: Path, *, seed: int = 0) -> dict[str, Any]:
+        from egokit_charades.synth import generate
 
-    options = options_from(ctx)
-    _, _, classes = options.folders()
-    _, class_names = read_classes(classes)
-    model = ctx.load_model(num_frames=options.num_frames)
-    dataset = eval_dataset(options, model, len(class_names), options.limit)
-    tokenizer = ctx.load_tokenizer(model)
-    with ctx.progress(f"Charades-Ego {options.split} videos", total=len(dataset)) as bar:
-        metrics = charades_metrics(model, tokenizer, ctx.accelerator, dataset, class_names, options, progress=bar)
-    return {"metrics": metrics, "config": to_dict(options)}
-
-
-def train(ctx) -> dict[str, Any]:
-    from egokit_charades.finetuning import run_finetuning
-
-    return run_finetuning(ctx, options_from(ctx))
+        return generate(out, seed=seed)

@@ -17,9 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egokit.data.sampling import slot_times
-from egokit.data.video import probe_video, read_frames_at
-from egokit.errors import DataError
+from egokit.tasks.api import DataError, probe_video, read_frames_at, slot_times
 from egokit_ek100.frames import clip_frame_ids, parse_timestamp
 
 __all__ = ["EK100Clip", "EK100ClipDataset", "EK100TrainDataset", "Positives", "find_videos", "read_clips",

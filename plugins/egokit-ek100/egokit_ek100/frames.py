@@ -1,4 +1,4 @@
-"""EK-100 clip timing: ``HH:MM:SS.ff`` timestamps and LaViLa-style segment frame ids (spec §5.2).
+"""EK-100 clip timing: ``HH:MM:SS.ff`` timestamps and LaViLa-style segment frame ids.
 
 The official EK-100 loader (adapted from LaViLa) works in *frame ids* of the decoded file: ``start = round(fps *
 t_start)``, ``end = ceil(fps * t_stop)``, the range split into ``num_segments`` equal segments, and one frame per
@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from egokit.errors import DataError
+from egokit.tasks.api import DataError
 
 __all__ = ["clip_frame_ids", "get_frame_ids", "parse_timestamp"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egokit.errors import DataError
+from egokit.tasks.api import DataError
 
 __all__ = ["load_relevancy"]
 

@@ -9,21 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
 
-from egokit.cli.main import app
-from egokit.errors import DataError
+from egokit.tasks.api import DataError
+from egokit.testing import run_cli
 from egokit_charades.data import CharadesSegmentDataset, find_videos, parse_actions, read_classes, read_metadata
-from tests.plugins.conftest import CHARADES_VIDEOS
+from egokit_charades.synth import plan_videos
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run_cli(*args: str) -> None:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None:
-        raise result.exception
-    assert result.exit_code == 0, result.output
+TEST_VIDEOS = plan_videos(4, 8, "test", 0)  # what the charades_data fixture holds: (id, [(class, start, end)])
+TRAIN_VIDEOS = plan_videos(4, 16, "train", 0)
 
 
 def test_actions_are_parsed_strictly():
@@ -43,8 +36,9 @@ def test_class_file_and_metadata(tmp_path, charades_data):
     with pytest.raises(DataError, match=r"bad\.txt line 2: expected class c001"):
         read_classes(tmp_path / "bad.txt")
     videos = read_metadata(charades_data / "CharadesEgo_v1_test_only1st.csv", len(ids))
-    assert [v.id for v in videos] == [v[0] for v in CHARADES_VIDEOS]
-    assert [(a.cls, a.start, a.end) for a in videos[4].actions] == [(0, 0.0, 1.0), (2, 1.0, 2.3)]
+    assert [v.id for v in videos] == [v[0] for v in TEST_VIDEOS]
+    second = TEST_VIDEOS[4][1][1][0]
+    assert [(a.cls, a.start, a.end) for a in videos[4].actions] == [(0, 0.0, 1.0), (second, 1.0, 2.3)]
     with pytest.raises(DataError, match="2 class"):  # class c002 in the metadata, only 2 classes known
         read_metadata(charades_data / "CharadesEgo_v1_test_only1st.csv", 2)
 
@@ -54,8 +48,9 @@ def test_training_segments_are_clamped_to_the_video(charades_data):
     videos = read_metadata(charades_data / "CharadesEgo_v1_train_only1st.csv", len(ids))
     dataset = CharadesSegmentDataset(videos, find_videos(charades_data / "videos", [v.id for v in videos]), names, 4,
                                      transform=lambda v: v, tokenizer=None, max_length=15)
-    assert len(dataset) == 10  # one item per (video, action)
-    index = [i for i, (vid, a) in enumerate(dataset.segments) if vid == "IJ90EGO" and a.cls == 2][0]
+    assert len(dataset) == sum(len(actions) for _, actions in TRAIN_VIDEOS)  # one item per (video, action)
+    video_id, actions = TRAIN_VIDEOS[4]
+    index = [i for i, (vid, a) in enumerate(dataset.segments) if vid == video_id and a.cls == actions[1][0]][0]
     assert dataset.span(index) == pytest.approx((1.0, 2.0))  # annotated 1.0-2.3 s in a 2 s video
 
 
@@ -76,24 +71,22 @@ def _ap_by_hand(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def zero_shot(tiny_checkpoint, charades_data, tmp_path_factory) -> dict:
+def zero_shot(charades_checkpoint, charades_data, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("charades-eval")
-    run_cli("eval", "charades-ego", "--ckpt", tiny_checkpoint, "--data", charades_data, "-o", out,
+    run_cli("eval", "charades-ego", "--ckpt", charades_checkpoint, "--data", charades_data, "-o", out,
             "num_frames=4", "num_workers=0")
     return json.loads((out / "charades-ego_results.json").read_text())
 
 
-def test_zero_shot_eval_matches_an_independent_computation(zero_shot, tiny_checkpoint, charades_data):
+def test_zero_shot_eval_matches_an_independent_computation(zero_shot, charades_checkpoint, charades_data):
     import egokit
-    from egokit.data.transforms import EvalTransform, normalize_video
-    from egokit.data.video import probe_video, read_clip
-    from egokit.tokenizer import load_tokenizer
+    from egokit.tasks.api import EvalTransform, normalize_video, probe_video, read_clip
 
-    model = egokit.load_model(tiny_checkpoint, num_frames=4)
-    tokenizer = load_tokenizer(tiny_checkpoint / "tokenizer")
+    model = egokit.load_model(charades_checkpoint, num_frames=4)
+    tokenizer = egokit.load_tokenizer(charades_checkpoint / "tokenizer")
     pre = model.config.preprocess
-    clips, labels = [], np.zeros((len(CHARADES_VIDEOS), 4))
-    for i, (video_id, actions, _) in enumerate(CHARADES_VIDEOS):
+    clips, labels = [], np.zeros((len(TEST_VIDEOS), 4))
+    for i, (video_id, actions) in enumerate(TEST_VIDEOS):
         path = charades_data / "videos" / f"{video_id}.mp4"
         frames = read_clip(path, 0.0, probe_video(path).duration, 4, sampling="uniform")
         clips.append(normalize_video(EvalTransform(pre.image_size)(frames), pre.mean, pre.std))
@@ -109,10 +102,10 @@ def test_zero_shot_eval_matches_an_independent_computation(zero_shot, tiny_check
     assert zero_shot["metrics"]["mAP"] == pytest.approx(100 * _ap_by_hand(scores.numpy(), labels), abs=1e-3)
 
 
-def test_finetuning_improves_map_and_saves_the_best_checkpoint(zero_shot, tiny_checkpoint, charades_data, tmp_path):
-    run_cli("train", "charades-ego", Path(__file__).resolve().parents[2] / "recipes" / "charades_ego.yaml",
-            "--ckpt", tiny_checkpoint, "--data", charades_data, "-o", tmp_path / "train",
-            "num_frames=4", "num_workers=0", "epochs=8", "batch_size=4", "lr=2e-3", "warmup=0")
+def test_finetuning_improves_map_and_saves_the_best_checkpoint(zero_shot, charades_checkpoint, charades_data, tmp_path):
+    run_cli("train", "charades-ego", "--ckpt", charades_checkpoint, "--data", charades_data, "-o", tmp_path / "train",
+            "num_frames=4", "num_workers=0", "finetune.epochs=8", "finetune.batch_size=4", "finetune.lr=2e-3",
+            "finetune.warmup=0")
     best = json.loads((tmp_path / "train" / "charades-ego_train_results.json").read_text())["metrics"]["best"]
     run_cli("eval", "charades-ego", "--ckpt", tmp_path / "train" / "checkpoint", "--data", charades_data,
             "-o", tmp_path / "after", "num_frames=4", "num_workers=0")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -9,16 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from egokit.errors import DataError
+from egokit.tasks.api import DataError
+from egokit_ek100 import relevancy_from_csv
 
-ROOT = Path(__file__).resolve().parents[2]
-try:
-    from egokit_ek100 import relevancy_from_csv
-except ImportError:  # plugin not installed: use the source tree
-    sys.path.insert(0, str(ROOT / "plugins" / "egokit-ek100"))
-    from egokit_ek100 import relevancy_from_csv
-
-EK100 = ROOT / "tests" / "fixtures" / "ek100"
+EK100 = Path(__file__).resolve().parent / "fixtures"  # real EK-100 annotation files (licence in the folder)
 CLIPS = EK100 / "EPIC_100_retrieval_test.csv"
 SENTENCES = EK100 / "EPIC_100_retrieval_test_sentence.csv"
 

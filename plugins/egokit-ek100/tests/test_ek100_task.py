@@ -13,23 +13,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
 
-from egokit.cli.main import app
-from egokit.errors import DataError
+from egokit.tasks.api import DataError
+from egokit.testing import make_index_video, read_index, run_cli
 from egokit_ek100.data import EK100ClipDataset, find_videos, read_clips
 from egokit_ek100.frames import clip_frame_ids, get_frame_ids, parse_timestamp
 from egokit_ek100.relevancy_io import load_relevancy
-from tests.data.videos import make_index_video, read_index
-
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run_cli(*args: str) -> None:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None:
-        raise result.exception
-    assert result.exit_code == 0, result.output
 
 
 # ------------------------------------------------------------------------------------------------- timing
@@ -101,14 +90,11 @@ def test_relevancy_pickle_is_loaded_without_running_code(tmp_path):
 def _independent_metrics(ckpt: Path, data: Path, num_frames: int) -> dict[str, float]:
     """Recompute the zero-shot numbers from the CSVs by hand: frame ids, reading, embeddings, official metrics."""
     import egokit
-    from egokit.data.transforms import EvalTransform, normalize_video
-    from egokit.data.video import probe_video, read_frames_at
-    from egokit.metrics import mir_map, mir_ndcg
-    from egokit.tokenizer import load_tokenizer
-    from egokit_ek100.relevancy import relevancy_from_csv
+    from egokit.tasks.api import EvalTransform, mir_map, mir_ndcg, normalize_video, probe_video, read_frames_at
+    from egokit_ek100 import relevancy_from_csv
 
     model = egokit.load_model(ckpt, num_frames=num_frames)
-    tokenizer = load_tokenizer(ckpt / "tokenizer")
+    tokenizer = egokit.load_tokenizer(ckpt / "tokenizer")
     pre = model.config.preprocess
     with (data / "EPIC_100_retrieval_test.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -144,24 +130,24 @@ def _metrics(path: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def zero_shot(tiny_checkpoint, ek100_data, tmp_path_factory) -> Path:
+def zero_shot(ek100_checkpoint, ek100_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ek100-eval")
-    run_cli("eval", "ek100-mir", "--ckpt", tiny_checkpoint, "--data", ek100_data, "-o", out,
+    run_cli("eval", "ek100-mir", "--ckpt", ek100_checkpoint, "--data", ek100_data, "-o", out,
             "num_frames=4", "num_workers=0", "eval_batch_size=3")
     return out / "ek100-mir_results.json"
 
 
-def test_zero_shot_eval_matches_an_independent_computation(zero_shot, tiny_checkpoint, ek100_data):
+def test_zero_shot_eval_matches_an_independent_computation(zero_shot, ek100_checkpoint, ek100_data):
     record = json.loads(zero_shot.read_text())
     assert record["task"] == "ek100-mir"
     assert record["metrics"]["num_clips"] == 8 and record["metrics"]["num_sentences"] == 4
-    assert record["config"]["options"]["relevancy_source"] == "csv"
-    expected = _independent_metrics(tiny_checkpoint, ek100_data, num_frames=4)
+    assert record["config"]["details"]["relevancy_source"] == "csv"
+    expected = _independent_metrics(ek100_checkpoint, ek100_data, num_frames=4)
     assert _metrics(zero_shot) == pytest.approx(expected, abs=1e-3)
 
 
-def test_official_relevancy_pickle_is_used_when_present(zero_shot, tiny_checkpoint, ek100_data, tmp_path):
-    from egokit_ek100.relevancy import relevancy_from_csv
+def test_official_relevancy_pickle_is_used_when_present(zero_shot, ek100_checkpoint, ek100_data, tmp_path):
+    from egokit_ek100 import relevancy_from_csv
 
     data = tmp_path / "data"
     shutil.copytree(ek100_data, data, ignore=shutil.ignore_patterns("videos"))
@@ -170,18 +156,18 @@ def test_official_relevancy_pickle_is_used_when_present(zero_shot, tiny_checkpoi
                                           data / "EPIC_100_retrieval_test_sentence.csv")
     (data / "relevancy").mkdir()
     official = data / "relevancy" / "caption_relevancy_EPIC_100_retrieval_test.pkl"
-    official.write_bytes(pickle.dumps(np.roll(csv_matrix, 1, axis=1).astype(np.float64)))  # a different answer
+    official.write_bytes(pickle.dumps((1.0 - csv_matrix).astype(np.float64)))  # a different answer
     np.save(tmp_path / "same.npy", csv_matrix)
 
     def evaluate(name: str, *extra: str) -> dict:
-        run_cli("eval", "ek100-mir", "--ckpt", tiny_checkpoint, "--data", data, "-o", tmp_path / name,
+        run_cli("eval", "ek100-mir", "--ckpt", ek100_checkpoint, "--data", data, "-o", tmp_path / name,
                 "num_frames=4", "num_workers=0", *extra)
         return json.loads((tmp_path / name / "ek100-mir_results.json").read_text())
 
     auto = evaluate("auto")
-    assert auto["config"]["options"]["relevancy_source"] == str(official)
+    assert auto["config"]["details"]["relevancy_source"] == str(official)
     assert auto["metrics"]["map"]["avg"] != pytest.approx(_metrics(zero_shot)["map.avg"])
-    assert evaluate("csv", "relevancy=csv")["config"]["options"]["relevancy_source"] == "csv"
+    assert evaluate("csv", "relevancy=csv")["config"]["details"]["relevancy_source"] == "csv"
     assert _metrics(tmp_path / "csv" / "ek100-mir_results.json") == pytest.approx(_metrics(zero_shot))
     evaluate("npy", f"relevancy={tmp_path / 'same.npy'}")
     assert _metrics(tmp_path / "npy" / "ek100-mir_results.json") == pytest.approx(_metrics(zero_shot))
@@ -190,11 +176,11 @@ def test_official_relevancy_pickle_is_used_when_present(zero_shot, tiny_checkpoi
         evaluate("wrong", f"relevancy={tmp_path / 'wrong.npy'}")
 
 
-def test_finetuning_improves_retrieval_and_saves_the_best_checkpoint(zero_shot, tiny_checkpoint, ek100_data,
+def test_finetuning_improves_retrieval_and_saves_the_best_checkpoint(zero_shot, ek100_checkpoint, ek100_data,
                                                                      tmp_path):
-    run_cli("train", "ek100-mir", Path(__file__).resolve().parents[2] / "recipes" / "ek100_mir.yaml",
-            "--ckpt", tiny_checkpoint, "--data", ek100_data, "-o", tmp_path / "train",
-            "num_frames=4", "num_workers=0", "epochs=6", "batch_size=4", "lr=1e-3", "warmup=0")
+    run_cli("train", "ek100-mir", "--ckpt", ek100_checkpoint, "--data", ek100_data, "-o", tmp_path / "train",
+            "num_frames=4", "num_workers=0", "finetune.epochs=6", "finetune.batch_size=4", "finetune.lr=1e-3",
+            "finetune.warmup=0")
     train = json.loads((tmp_path / "train" / "ek100-mir_train_results.json").read_text())
     best = train["metrics"]["best"]
     checkpoint = tmp_path / "train" / "checkpoint"
