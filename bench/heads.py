@@ -3,7 +3,7 @@
     python bench/heads.py [--seeds 3] [--lrs 1e-3,3e-3,1e-2] [--dim 64] [--nlq-epochs 12] [--mq-epochs 15]
                           [--only nlq|mq] [--verbose] [--json out.json]
 
-Data: synthetic feature sequences built like the plugin tests' (``tests/plugins/test_nlq.py`` / ``test_mq.py``:
+Data: synthetic feature sequences built like the plugin tests' (``egokit-nlq/tests/test_nlq.py`` / ``test_mq.py``:
 noise plus a class-specific feature pattern inside each event), made harder so that no head saturates: N(0, 1)
 noise on every one of 32 channels, a random class direction of norm 2.5 (NLQ) / 1.6 (MQ) times U(0.7, 1.3)
 added inside the events, variable clip lengths (padding), events of log-uniform length. NLQ: clips of 32-64
@@ -116,20 +116,24 @@ def nlq_world(seed: int = 1234, classes: int = 8, dim: int = 32, text_dim: int =
 
 
 def nlq_run(head_type: str, lr: float, seed: int, data: dict, args) -> dict:
-    from egokit_nlq.task import HEAD_DEFAULTS, NLQOptions, fit_head, predict
+    from egokit.tasks.api import FeatureSplit, HeadTraining
+    from egokit_nlq import NLQ, NLQOptions
+    from egokit_nlq.data import collate
 
-    own = {k: v for k, v in HEAD_DEFAULTS[head_type].items() if k != "lr"}  # the head's own default sizes
+    task = NLQ()
+    own = {k: v for k, v in task.heads[head_type].defaults.items() if k != "lr"}  # the head's own default sizes
     if head_type == "vslnet":  # official 8 heads at width 128: keep their size (16) at other widths
         own["heads"] = max(1, own["heads"] * args.dim // 128)
-    options = NLQOptions(head_type=head_type, dim=args.dim, max_len=64, text_length=6, lr=lr, batch_size=32,
-                         epochs=args.nlq_epochs, **own)
+    options = NLQOptions(head_type=head_type, dim=args.dim, max_len=64, text_length=6, top_k=5,
+                         finetune=HeadTraining(lr=lr, batch_size=32, epochs=args.nlq_epochs), **own)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    head, _ = fit_head(options, data["train"], seed=seed)
+    head, _ = task.fit_head(options, FeatureSplit(data["train"], collate), seed=seed)
     seconds = time.perf_counter() - start
     out = {"train_s": seconds, "params": sum(p.numel() for p in head.parameters())}
     for split in ("val", "test"):
-        metrics = nlq_recall(predict(head, data[split], top_k=5), data[split].ground_truth)
+        predictions = task.predict(head, FeatureSplit(data[split], collate), options)
+        metrics = nlq_recall(predictions, data[split].ground_truth)
         out[split] = {k: metrics[k] for k in NLQ_METRICS}
     return out
 
@@ -168,17 +172,21 @@ class MQToy(Dataset):
 
 
 def mq_run(head_type: str, lr: float, seed: int, data: dict, args) -> dict:
-    from egokit_mq.task import MQOptions, fit_head, metrics_for, predict
+    from egokit_mq import MQOptions, MQTask, MQTraining
 
-    # layers, heads, dropout: the head's own defaults (HEAD_DEFAULTS / MQOptions)
-    options = MQOptions(head_type=head_type, dim=args.dim, lr=lr, batch_size=8, epochs=args.mq_epochs).resolved()
+    task = MQTask()
+    # layers, heads, dropout: the head's own defaults (its HeadSpec.defaults / MQOptions)
+    options = task.resolved(MQOptions(head_type=head_type, dim=args.dim,
+                                      finetune=MQTraining(lr=lr, batch_size=8, epochs=args.mq_epochs)))
     torch.manual_seed(seed)
     start = time.perf_counter()
-    head, _ = fit_head(options, data["train"], len(data["train"].classes), seed=seed)
+    head, _ = task.fit_head(options, task.split_of(data["train"]), seed=seed)
     seconds = time.perf_counter() - start
     out = {"train_s": seconds, "params": sum(p.numel() for p in head.parameters())}
+    scoring = replace(options, finetune=replace(options.finetune, batch_size=16))
     for split in ("val", "test"):
-        metrics = metrics_for(predict(head, data[split], replace(options, batch_size=16)), data[split].clips)
+        split_data = task.split_of(data[split])
+        metrics = task.score(task.predict(head, split_data, scoring), split_data, scoring)
         out[split] = {k: metrics[k] for k in MQ_METRICS}
     return out
 
@@ -278,10 +286,12 @@ def main() -> None:
 def _default_head(task: str) -> str:
     """The task's default ``head_type`` (``egokit train nlq`` / ``egokit train mq`` without one)."""
     if task == "nlq":
-        from egokit_nlq.task import DEFAULT_HEAD
-    else:
-        from egokit_mq.task import DEFAULT_HEAD
-    return DEFAULT_HEAD
+        from egokit_nlq import NLQ
+
+        return NLQ().heads.default
+    from egokit_mq import MQTask
+
+    return MQTask().heads.default
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ Three sources, one entry point (:func:`load_model`):
   ``parse_config.ConfigParser``. egokit never executes pickled code: it loads with PyTorch's ``weights_only``
   unpickler and replaces the few known-harmless foreign classes (``parse_config``, ``pathlib``, ``logging``, numpy
   scalars...) by inert placeholders; any other global (``os.system``...) is refused with a clear error. The
-  architecture (projection kind, frames, sizes) is read from tensor shapes; only the head count cannot be and
-  defaults to ``width // 64`` (12 for the released models).
+  architecture (projection kind, frames, sizes) is read from tensor shapes; only the head count cannot be: it is
+  taken from ``num_heads=``, else from the file's recorded ViT size (``video_params.arch_config``, e.g.
+  ``base_patch16_224``: 12), else from a standard ViT width (192/384/768/1024: 64-dim heads); any other width is an
+  error asking for ``num_heads`` (``egokit convert --num-heads``), never a guess.
 * egokit folders: ``config.json`` (architecture + preprocessing) + ``model.safetensors`` + ``tokenizer/`` + a model
   card, written by :func:`save_pretrained`.
 * ``hub:org/name[@revision]``: an egokit folder on the Hugging Face hub, resolved with ``huggingface_hub`` (works
@@ -25,7 +27,7 @@ from typing import Any, Mapping
 
 import torch
 
-from egokit.errors import CheckpointError
+from egokit.errors import CheckpointError, ConfigError
 from egokit.io import atomic_dir, atomic_path, write_text_atomic
 from egokit.models.config import EgoVLPv2Config
 from egokit.models.egovlpv2 import EgoVLPv2
@@ -61,6 +63,12 @@ class InertObject:
 # ---------------------------------------------------------------------------------------------- official files
 def read_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Return (state_dict without the ``module.`` prefix, names of placeholder-replaced globals)."""
+    state, placeholders, _ = _read_official(path)
+    return state, placeholders
+
+
+def _read_official(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], list[str], Any]:
+    """:func:`read_official_checkpoint` and the whole unpickled object (with inert metadata placeholders)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
@@ -94,7 +102,7 @@ def read_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: state_dict entries are not tensors: {bad[:5]}")
-    return {_strip_prefix(k): v for k, v in state.items()}, sorted(placeholders)
+    return {_strip_prefix(k): v for k, v in state.items()}, sorted(placeholders), obj
 
 
 def _strip_prefix(key: str) -> str:
@@ -111,8 +119,50 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
-def config_from_state_dict(state: Mapping[str, torch.Tensor], num_heads: int | None = None) -> EgoVLPv2Config:
-    """Infer the architecture from tensor shapes (everything but the head count, which shapes cannot tell)."""
+#: Standard ViT widths and their head counts (64-dim heads): ViT-Ti, ViT-S, ViT-B (the released EgoVLPv2), ViT-L.
+VIT_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
+_VIT_SIZES = {"tiny": 192, "small": 384, "base": 768, "large": 1024}
+
+
+def recorded_arch_config(obj: Any) -> str | None:
+    """``config['arch']['args']['video_params']['arch_config']`` (e.g. ``base_patch16_224``) of an official file,
+    read from its inert metadata placeholder (the official ``ConfigParser`` keeps the JSON config as ``_config``)."""
+    node = obj.get("config") if isinstance(obj, Mapping) else None
+    for _ in range(3):  # placeholder -> its pickled state / arguments -> the config mapping
+        if isinstance(node, InertObject):
+            node = getattr(node, "state", None) or (node.kwargs or (node.args[0] if node.args else None))
+        if isinstance(node, Mapping) and "_config" in node:
+            node = node["_config"]
+    for key in ("arch", "args", "video_params", "arch_config"):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node if isinstance(node, str) else None
+
+
+def official_num_heads(width: int, num_heads: int | None = None, arch_config: str | None = None,
+                       source: str = "the checkpoint") -> tuple[int, str]:
+    """The head count of an official file and where it came from (see the module doc); an error when it would be
+    a guess."""
+    if num_heads is not None:
+        return int(num_heads), "given (num_heads)"
+    size = arch_config.split("_")[0] if arch_config else None
+    if size in _VIT_SIZES and _VIT_SIZES[size] == width:
+        return VIT_HEADS[width], f"recorded in the file (video_params.arch_config {arch_config!r})"
+    if width in VIT_HEADS:
+        return VIT_HEADS[width], f"standard ViT width {width} (64-dim heads)"
+    hint = f" ({width // 64} if its heads are 64-dim)" if width % 64 == 0 and width >= 128 else ""
+    raise CheckpointError(
+        f"{source}: the number of attention heads cannot be read from the file (width {width} is not a standard "
+        f"ViT width; shapes do not record heads): pass it explicitly{hint}, `egokit convert FILE OUT --num-heads N` "
+        "(Python: load_model(FILE, num_heads=N); egokit eval/train: model.num_heads=N)"
+    )
+
+
+def config_from_state_dict(state: Mapping[str, torch.Tensor], num_heads: int | None = None, *,
+                           arch_config: str | None = None, source: str = "the checkpoint") -> EgoVLPv2Config:
+    """Infer the architecture from tensor shapes; the head count, which shapes cannot tell, comes from
+    :func:`official_num_heads` (``num_heads``, the file's ``arch_config``, or a standard ViT width)."""
 
     def shape(key: str) -> tuple[int, ...]:
         if key not in state:
@@ -140,7 +190,7 @@ def config_from_state_dict(state: Mapping[str, torch.Tensor], num_heads: int | N
     vocab = shape("text_model.embeddings.word_embeddings.weight")[0]
     cfg = EgoVLPv2Config(
         width=width,
-        num_heads=num_heads or max(1, width // 64),
+        num_heads=official_num_heads(width, num_heads, arch_config, source)[0],
         depth=depth,
         fused_layers=fused,
         mlp_ratio=shape("video_model.blocks.0.mlp.fc1.weight")[0] / width,
@@ -188,13 +238,15 @@ def load_state_dict_into(model: EgoVLPv2, state: Mapping[str, torch.Tensor], sou
 
 def load_official(path: str | os.PathLike, *, mode: str = "full", **overrides: Any) -> EgoVLPv2:
     """Build an EgoVLPv2 from an official ``.pth`` (architecture read from shapes, ``overrides`` applied)."""
-    state, placeholders = read_official_checkpoint(path)
-    cfg = config_from_state_dict(state, overrides.pop("num_heads", None))
+    state, placeholders, obj = _read_official(path)
+    arch_config, num_heads = recorded_arch_config(obj), overrides.pop("num_heads", None)
+    cfg = config_from_state_dict(state, num_heads, arch_config=arch_config, source=str(path))
     if overrides:
         cfg = cfg.replace(**overrides)
     model, fusion_only = _build(cfg, mode)
     report = load_state_dict_into(model, state, str(path), fusion_only)
     report.sha256, report.placeholders = file_sha256(path), placeholders
+    report.num_heads = official_num_heads(cfg.width, num_heads, arch_config)[1]
     model.load_report = report
     return model
 
@@ -262,6 +314,49 @@ def save_pretrained_atomic(model: EgoVLPv2, folder: str | os.PathLike, tokenizer
     return Path(folder)
 
 
+#: ``config.json`` fields that define the weights, the forward pass and the inputs. A file without one of them is
+#: an error naming the field, never the base model's default. Options that only matter when training from scratch
+#: (dropout, init scales, ``time_init``) or at run time (``attention``, ``gradient_checkpointing``) may be absent.
+REQUIRED_CONFIG_FIELDS = ("width", "num_heads", "depth", "fused_layers", "mlp_ratio", "image_size", "patch_size",
+                          "num_frames", "vocab_size", "max_text_positions", "type_vocab_size", "pad_token_id",
+                          "text_intermediate_size", "video_ln_eps", "fusion_ln_eps", "text_ln_eps", "mlm_ln_eps",
+                          "projection", "projection_dim", "vtm_head", "mlm_head", "preprocess")
+REQUIRED_PREPROCESS_FIELDS = ("num_frames", "image_size", "mean", "std", "tokenizer", "max_text_length")
+
+
+def read_config_json(path: str | os.PathLike) -> EgoVLPv2Config:
+    """The model configuration of an egokit folder's ``config.json``; every error names the file and field."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path}: not UTF-8 text (byte {exc.start}); the file is damaged") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON ({exc}); the file is damaged") from None
+    redo = "write the folder again with `egokit convert` or save_pretrained()"
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: expected a JSON object with 'architecture' and 'model'; {redo}")
+    if meta.get("architecture") != "egovlpv2":
+        found = "is missing" if "architecture" not in meta else f"is {meta['architecture']!r}"
+        raise CheckpointError(f"{path}: field 'architecture' {found}, expected 'egovlpv2'; {redo}")
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        raise CheckpointError(f"{path}: field 'model' (the architecture) is missing or not an object; {redo}")
+    missing = [f"model.{k}" for k in REQUIRED_CONFIG_FIELDS if k not in model]
+    if isinstance(model.get("preprocess"), dict):
+        missing += [f"model.preprocess.{k}" for k in REQUIRED_PREPROCESS_FIELDS if k not in model["preprocess"]]
+    elif "preprocess" in model:
+        missing.append("model.preprocess (not an object)")
+    if missing:
+        more = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        raise CheckpointError(f"{path}: architecture field {missing[0]} is missing{more}; egokit never fills it with a "
+                              f"default: add the value the weights were trained with, or {redo}")
+    try:
+        return EgoVLPv2Config.from_dict(model)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid model configuration ({exc})") from None
+
+
 def load_pretrained(folder: str | os.PathLike, *, mode: str = "full", **overrides: Any) -> EgoVLPv2:
     from safetensors.torch import load_file
 
@@ -270,11 +365,7 @@ def load_pretrained(folder: str | os.PathLike, *, mode: str = "full", **override
     for needed in (cfg_path, weights):
         if not needed.is_file():
             raise CheckpointError(f"{folder} is not an egokit checkpoint folder: {needed.name} is missing")
-    try:
-        meta = json.loads(cfg_path.read_text())
-        cfg = EgoVLPv2Config.from_dict(meta["model"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{cfg_path}: invalid egokit config ({exc})") from None
+    cfg = read_config_json(cfg_path)
     if overrides:
         cfg = cfg.replace(**overrides)
     try:

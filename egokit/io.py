@@ -10,6 +10,7 @@ aside, the new one renamed in, then the old one deleted.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -20,8 +21,56 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_path", "write_bytes_atomic", "write_csv_atomic", "write_json_atomic",
-           "write_text_atomic"]
+from egokit.errors import EgokitError
+
+__all__ = ["atomic_dir", "atomic_path", "check_output_dir", "write_bytes_atomic", "write_csv_atomic",
+           "write_json_atomic", "write_text_atomic"]
+
+_NEARLY_FULL = 1 << 20  # bytes: a write that failed with less free space than this failed because the disk is full
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    blocks = stat.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else stat.f_bavail
+    return blocks * stat.f_frsize < _NEARLY_FULL
+
+
+def _named(exc: BaseException, target: Path, tmp: Path | None, folder: Path) -> BaseException | None:
+    """An OSError naming ``target`` (not the hidden temporary) for a failed write, or None to re-raise ``exc``.
+
+    Writers report errors in their own ways: an OSError without a file name, one naming the temporary, or (torch,
+    safetensors) a RuntimeError when the disk is full; the user needs the file they asked for and the reason."""
+    if isinstance(exc, OSError):
+        name = exc.filename
+        if exc.errno is None or not (name is None or tmp is None or str(name).startswith(str(tmp))):
+            return None
+        inside = str(name)[len(str(tmp)):] if name is not None and tmp is not None else ""
+        return OSError(exc.errno, exc.strerror, str(target) + inside)
+    if isinstance(exc, Exception) and not isinstance(exc, EgokitError) and _disk_full(folder):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+    return None
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Raise the OSError that writing into folder ``path`` would raise (naming the path), before any work is done;
+    creates nothing. A folder that does not exist yet is checked at its nearest existing parent."""
+    path = Path(path).expanduser()
+    probe = path
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        try:
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except (OSError, AttributeError):
+            read_only = False
+        code = errno.EROFS if read_only else errno.EACCES
+        raise OSError(code, os.strerror(code), str(probe))
+    return path
 
 
 @contextmanager
@@ -34,7 +83,10 @@ def atomic_path(target: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool 
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:  # it names a random temporary; the user needs the file they asked for
+        raise _named(exc, target, None, target.parent) or exc from exc
     os.close(fd)
     tmp = Path(name)
     try:
@@ -43,8 +95,11 @@ def atomic_path(target: str | os.PathLike, *, suffix: str = ".tmp", fsync: bool 
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
+        named = _named(exc, target, tmp, target.parent)
         tmp.unlink(missing_ok=True)
+        if named is not None:
+            raise named from exc
         raise
 
 
@@ -60,7 +115,10 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        raise _named(exc, target, None, target.parent) or exc from exc
     try:
         yield tmp
         old = None
@@ -70,8 +128,11 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
+        named = _named(exc, target, tmp, target.parent)
         shutil.rmtree(tmp, ignore_errors=True)
+        if named is not None:
+            raise named from exc
         raise
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "mlm_loss",
     "sample_vtm_pairs",
     "total_loss",
+    "vtm_key",
     "vtm_loss",
 ]
 
@@ -171,7 +172,8 @@ class VTMPairs(NamedTuple):
 
 @torch.no_grad()
 def sample_vtm_pairs(similarity: torch.Tensor, positive_mask: torch.Tensor, *, temperature: float = 0.05,
-                     local_rows: slice, generator: torch.Generator | None = None) -> VTMPairs:
+                     local_rows: slice, generator: torch.Generator | None = None,
+                     key: torch.Tensor | int | None = None) -> VTMPairs:
     """Hard-negative VTM pairs for this rank's local slots, batched (spec §3.4, §8.1 item 5).
 
     ``similarity`` is the global (N, N) text-video cosine matrix and ``positive_mask`` the EgoNCE positives;
@@ -188,28 +190,38 @@ def sample_vtm_pairs(similarity: torch.Tensor, positive_mask: torch.Tensor, *, t
     t*ln(1e9) ~ 1.04 at t = 0.05). egokit adds it before masking, so a positive is drawn only when every sample
     of the row is a positive (then uniformly, as officially).
 
-    The official coin is ``np.random.rand() > 0.5``; here the coin, the permutation and the draws all come from
-    ``generator`` (on ``similarity``'s device): another stream, same distribution. Indices are global, so the
-    caller gathers only the video tokens / text ids they name instead of copying the whole batch.
+    Randomness (the official code uses ``np.random``; same distributions, another stream): every draw is a
+    function of a 62-bit ``key`` and the *global* position it is for (:func:`counter_uniform`), computed on
+    ``similarity``'s device with fixed shapes: the labels are the ``b // 2`` slots with the smallest random keys,
+    the coin is one random bit, and each replacement is a Gumbel-max draw (``argmax(log w + Gumbel)``, exactly a
+    draw from ``w / sum(w)``). No host synchronisation, no generator object: the whole function can be captured
+    by ``torch.compile(fullgraph=True)`` and CUDA graphs when ``key`` is a tensor. Without ``key`` one is drawn
+    from ``generator`` (or the global generator): :func:`vtm_key` of a seed is the key a fresh CPU generator
+    seeded with it gives. Indices are global, so the caller gathers only the video tokens / text ids they name.
     """
     start, stop = local_rows.start or 0, local_rows.stop
     if stop is None or local_rows.step not in (None, 1) or not 0 <= start < stop <= similarity.shape[0]:
         raise ValueError(f"local_rows must be a contiguous slice inside [0, {similarity.shape[0]}), got {local_rows}")
-    b, device = stop - start, similarity.device
+    b, n, device = stop - start, similarity.shape[0], similarity.device
+    if key is None:
+        key = int(torch.randint(0, 2**62, (), generator=generator,
+                                device=generator.device if generator is not None else "cpu"))
+    if not isinstance(key, torch.Tensor):
+        key = torch.full((), int(key), dtype=torch.long, device=device)
     own = torch.arange(start, stop, device=device)
 
-    labels = torch.zeros(b, dtype=torch.long, device=device)
-    labels[: b // 2] = 1
-    labels = labels[torch.randperm(b, generator=generator, device=device)]
-    replace_video = torch.rand(b, generator=generator, device=device) > 0.5
+    chosen = torch.argsort(counter_bits(key, _STREAM_LABELS, own))[: b // 2]
+    labels = torch.zeros(b, dtype=torch.long, device=device).scatter(0, chosen, 1)
+    replace_video = counter_bits(key, _STREAM_COIN, own) >= 2**31
 
     with _fp32(device):
         sim = similarity.detach().float()
         blocked = positive_mask[local_rows]
         w_v2t = _negative_weights(sim[local_rows] / temperature, blocked)
         w_t2v = _negative_weights(sim[:, local_rows].T / temperature, blocked)
-        new_video = torch.multinomial(w_t2v, 1, generator=generator).squeeze(1)
-        new_text = torch.multinomial(w_v2t, 1, generator=generator).squeeze(1)
+        cells = own[:, None] * n + torch.arange(n, device=device)  # global (slot, candidate) position
+        new_video = (w_t2v.log() + _gumbel(counter_uniform(key, _STREAM_VIDEO, cells))).argmax(dim=1)
+        new_text = (w_v2t.log() + _gumbel(counter_uniform(key, _STREAM_TEXT, cells))).argmax(dim=1)
 
     negative = labels == 0
     text_index = torch.where(negative & ~replace_video, new_text, own)
@@ -221,6 +233,51 @@ def _negative_weights(logits: torch.Tensor, blocked: torch.Tensor) -> torch.Tens
     """``softmax + 1e-9`` with positives zeroed afterwards; rows with no negative at all become uniform."""
     w = (F.softmax(logits, dim=1) + 1e-9).masked_fill(blocked, 0.0)
     return torch.where(blocked.all(dim=1, keepdim=True), torch.ones_like(w), w)
+
+
+def vtm_key(seed: int) -> int:
+    """The VTM sampling key of an integer seed: the first 62-bit draw of a CPU generator seeded with ``seed`` (what
+    :func:`sample_vtm_pairs` draws from ``torch.Generator().manual_seed(seed)``). Pass it as a 0-dim int64 tensor
+    to a compiled or CUDA-graphed step, where a Python int would be a constant."""
+    return int(torch.randint(0, 2**62, (), generator=torch.Generator().manual_seed(int(seed))))
+
+
+# ---------------------------------------------------------------------------------------- counter-based draws
+_M32 = 0xFFFFFFFF
+_STREAM_LABELS, _STREAM_COIN, _STREAM_VIDEO, _STREAM_TEXT = 1, 2, 3, 4
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """``(x * c) mod 2**32`` for int64 ``x`` in [0, 2**32) without int64 overflow (16-bit halves of ``c``)."""
+    return (x * (c & 0xFFFF) + ((x * (c >> 16)) & 0xFFFF) * 65536) & _M32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A bijective 32-bit integer hash (lowbias32: xor-shift / multiply rounds) on int64 tensors in [0, 2**32)."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def counter_bits(key: torch.Tensor, stream: int, index: torch.Tensor) -> torch.Tensor:
+    """32 random bits (int64 in [0, 2**32)) for each non-negative ``index`` < 2**32, a pure function of the 0-dim
+    int64 ``key``, the ``stream`` number and the index: no generator state, the same on every device and rank.
+    For a fixed key and stream the map index -> bits is a bijection (no two indices share a value)."""
+    key = key.to(torch.long)
+    lo, hi = key & _M32, (key >> 32) & _M32
+    base = _mix32(_mix32(lo ^ _mix32(torch.full_like(lo, stream))) ^ hi)
+    return _mix32(_mix32(index.to(torch.long) ^ base) ^ lo)
+
+
+def counter_uniform(key: torch.Tensor, stream: int, index: torch.Tensor) -> torch.Tensor:
+    """Float32 uniforms in the open interval (0, 1) from :func:`counter_bits` (24 bits, centred)."""
+    return ((counter_bits(key, stream, index) >> 8).float() + 0.5) * 2.0**-24
+
+
+def _gumbel(u: torch.Tensor) -> torch.Tensor:
+    return -torch.log(-torch.log(u))
 
 
 @dataclass(frozen=True)

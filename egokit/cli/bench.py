@@ -56,6 +56,7 @@ SUITES: dict[str, Suite] = {
                      about="egokit prepare throughput; decode before and after it"),
     "heads": Suite("heads.py", (), ("--seeds", "1", "--lrs", "1e-3", "--nlq-epochs", "3", "--mq-epochs", "3"),
                    about="NLQ/MQ localisation heads against VSLNet/VSGN on synthetic features"),
+    "search": Suite("search.py", (), ("--quick",), about="egokit search: queries/s and memory at 1 M windows"),
 }
 
 

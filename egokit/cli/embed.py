@@ -64,8 +64,12 @@ def embed(
     from egokit.embed.writer import atomic_save
     from egokit.tokenizer import load_tokenizer
 
+    from egokit.io import check_output_dir
+
     state = PartialState()
     items = collect_items(source, video_root)
+    sentences = _read_sentences(texts) if texts is not None else None
+    check_output_dir(out)
     model = load_model(ckpt, num_frames=feature_recipe.frames_per_window).to(state.device).eval()
     tok = None
     if feature_recipe.mode == "fusion" or texts is not None:
@@ -79,7 +83,6 @@ def embed(
     if texts is not None and state.is_main_process:
         import torch
 
-        sentences = [line.strip() for line in texts.read_text().splitlines() if line.strip()]
         feats, mask = embed_texts(model, tok, sentences, mode="backbone" if text_tokens else "projected")
         out.mkdir(parents=True, exist_ok=True)
         atomic_save(out / "texts.pt", lambda tmp: torch.save(feats, tmp))
@@ -88,3 +91,16 @@ def embed(
         err_console.print(f"{len(sentences)} sentences -> {out / 'texts.pt'} {tuple(feats.shape)}")
     err_console.print(f"rank {state.process_index}: {len(stats.computed)} videos embedded, {len(stats.skipped)} "
                       f"already done, {stats.windows} windows in {stats.seconds:.1f} s -> {out}")
+
+
+def _read_sentences(path: Path) -> list[str]:
+    """The non-empty lines of the ``--texts`` file (UTF-8)."""
+    from egokit.errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"--texts file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the sentences as UTF-8") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]

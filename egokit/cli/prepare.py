@@ -31,7 +31,8 @@ def prepare(
     overwrite: bool = typer.Option(False, "--overwrite", help="Re-encode finished videos (default: skip them)."),
 ) -> None:
     """Re-encode videos in one pass each into frame-exact chunks <uid>/<k>.mp4 that egokit reads fastest;
-    resumable, verified, with DST/manifest.json. Exit code 1 if any video failed (the others are kept)."""
+    resumable, verified, with DST/manifest.json. Exit code 1 if any video failed (the others are kept), 2 if the
+    manifest could not be written."""
     from egokit.prepare import PrepareSettings
     from egokit.prepare import prepare as run_prepare
 
@@ -82,4 +83,7 @@ def prepare(
         for result in failed:
             errors.add_row(result.source, result.error or "")
         err_console.print(errors)
+    if report.manifest_error is not None:  # after the tables: one line naming the manifest, exit code 2
+        raise report.manifest_error
+    if failed:
         raise typer.Exit(code=1)

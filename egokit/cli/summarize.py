@@ -19,6 +19,8 @@ def summarize(
     shot_seconds: float = typer.Option(2.0, "--shot-seconds", help="Length of each fixed shot."),
     out: Path = typer.Option(Path("summary"), "--out", "-o", help="Output folder."),
     mp4: bool = typer.Option(False, "--mp4", help="Also write summary.mp4 of the selected shots."),
+    html: bool = typer.Option(False, "--html", help="Also write report.html (static: score timeline, thumbnails, "
+                              "clip links)."),
     scorer: str = typer.Option("auto", help="auto (QFVS head if the checkpoint has one), vtm or qfvs."),
     batch_size: int = typer.Option(8, help="Shots per forward pass."),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder or hub name (default: bundled)."),
@@ -33,10 +35,15 @@ def summarize(
     from egokit.summarize import find_head, summarize_video, write_summary
     from egokit.tokenizer import load_tokenizer
 
+    from egokit.io import check_output_dir
+
+    if not query.strip():
+        raise ConfigError("--query is empty: say what the summary should show, e.g. --query 'a red cup'")
     if scorer not in ("auto", "vtm", "qfvs"):
         raise ConfigError(f"--scorer must be auto, vtm or qfvs, got {scorer!r}")
     if not video.is_file():
         raise ConfigError(f"video not found: {video}")
+    check_output_dir(out)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load_model(ckpt).to(target)
     folder = getattr(model, "source_path", None)
@@ -54,7 +61,7 @@ def summarize(
     with task_progress("scoring shots", total, console=err_console) as bar:
         summary = summarize_video(model, tok, video, query, budget_shots=budget_shots, budget_seconds=budget_seconds,
                                   shot_seconds=shot_seconds, head=head, batch_size=batch_size, progress=bar)
-    paths = write_summary(summary, out, mp4=mp4)
+    paths = write_summary(summary, out, mp4=mp4, html=html)
     spans = ", ".join(f"{summary.shots[i].start:.1f}-{summary.shots[i].end:.1f}s" for i in summary.selected)
     console.print(f"selected {len(summary.selected)}/{len(summary.shots)} shots ({summary.scorer}): {spans}")
     for kind, path in paths.items():

@@ -119,9 +119,15 @@ def _task_synth(name: str, out: Path, *, seed: int, model: bool) -> None:
     console.print(table)
     options = dict(summary.get("options") or {"data": str(out)})
     extra = " ".join(f"{k}={v}" for k, v in options.items() if k != "data")
+    eval_extra = " ".join(f"{k}={v}" for k, v in options.items() if k != "data" and not k.startswith("finetune."))
     run = out / "run"
     ck = f" --ckpt {ckpt}" if ckpt is not None else " --ckpt CKPT"
     data = f" --data {options.get('data', out)}"
-    if task.trainable:
-        console.print(f"next: egokit train {name}{ck}{data} -o {run} {extra}".rstrip(), highlight=False, soft_wrap=True)
-    console.print(f"      egokit eval {name}{ck}{data} -o {run} {extra}".rstrip(), highlight=False, soft_wrap=True)
+    train = f"egokit train {name}{ck}{data} -o {run} {extra}".rstrip()
+    if task.trained_model or task.needs_training:  # evaluation needs what training writes
+        eval_ck = f" --ckpt {run / task.trained_model}" if task.trained_model else ck
+        steps = [train, f"egokit eval {name}{eval_ck}{data} -o {run} {eval_extra}".rstrip()]
+    else:
+        steps = [f"egokit eval {name}{ck}{data} -o {run} {eval_extra}".rstrip()] + ([train] if task.trainable else [])
+    for i, step in enumerate(steps):
+        console.print(f"{'next:' if i == 0 else '     '} {step}", highlight=False, soft_wrap=True)

@@ -37,7 +37,8 @@ def tasks(
             broken += 1
             continue
         task = health.task
-        status = "ok" + (" (train, eval)" if task.trainable else " (eval)")
+        uses = "train, then eval" if task.needs_training or task.trained_model else "train, eval"
+        status = "ok" + (f" ({uses})" if task.trainable else " (eval)")
         if health.problems:
             status, broken = "[red]broken[/]: " + "; ".join(health.problems), broken + 1
         elif health.warnings:
@@ -70,8 +71,10 @@ def _print_metrics(title: str, task, metrics: dict) -> None:
 
 
 def _run(action: str, task: str, ckpt, recipe, data, output, overrides, precision, seed, tokenizer) -> None:
+    from egokit.io import check_output_dir
     from egokit.tasks.runner import run_task
 
+    check_output_dir(output if output is not None else Path("runs") / task)  # before any model is loaded
     options, model_overrides = _split_overrides(overrides or [])
     run = run_task(task, action, checkpoint=ckpt, recipe=recipe, overrides=options, data=data, output_dir=output,
                    precision=precision, seed=seed, tokenizer=tokenizer, model_overrides=model_overrides,

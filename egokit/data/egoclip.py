@@ -126,6 +126,25 @@ class EgoClipTable:
         return f"{self.path}:{int(self.line[row])}"
 
 
+def _first_non_utf8(path: Path) -> tuple[int, int]:
+    """(line number, byte offset) of the first byte of ``path`` that is not UTF-8, read in blocks."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            pending = len(decoder.getstate()[0])  # bytes of a character split across the previous block's end
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                start = max(exc.start - pending, 0)
+                return line + block.count(b"\n", 0, start), offset + start
+            line += block.count(b"\n")
+            offset += len(block)
+    return line, offset
+
+
 def read_egoclip_csv(
     path: str | os.PathLike,
     *,
@@ -144,34 +163,38 @@ def read_egoclip_csv(
     cols: dict[str, list[Any]] = {}
     lines: list[int] = []
     skipped = 0
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"{path} is empty; expected a tab-separated header with {', '.join(_REQUIRED)}") from None
-        header = [h.strip() for h in header]
-        if header and header[0] == "":
-            header[0] = "clip_idx"  # pandas writes the index column without a name
-        missing = [c for c in _REQUIRED if c not in header]
-        if missing:
-            raise DataError(
-                f"{path}:1: missing column(s) {', '.join(missing)}; egoclip.csv must be tab-separated with "
-                f"columns {', '.join(EGOCLIP_COLUMNS)}"
-            )
-        cols = {name: [] for name in header}
-        for fields in reader:
-            if len(fields) != len(header):
-                if on_bad_lines == "skip":
-                    skipped += 1
-                    continue
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, delimiter="\t")
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataError(f"{path} is empty; expected a tab-separated header with {', '.join(_REQUIRED)}") from None
+            header = [h.strip() for h in header]
+            if header and header[0] == "":
+                header[0] = "clip_idx"  # pandas writes the index column without a name
+            missing = [c for c in _REQUIRED if c not in header]
+            if missing:
                 raise DataError(
-                    f"{path}:{reader.line_num}: expected {len(header)} tab-separated fields, found {len(fields)}; "
-                    "fix the line or read with on_bad_lines='skip'"
+                    f"{path}:1: missing column(s) {', '.join(missing)}; egoclip.csv must be tab-separated with "
+                    f"columns {', '.join(EGOCLIP_COLUMNS)}"
                 )
-            lines.append(reader.line_num)
-            for name, value in zip(header, fields, strict=True):
-                cols[name].append(value)
+            cols = {name: [] for name in header}
+            for fields in reader:
+                if len(fields) != len(header):
+                    if on_bad_lines == "skip":
+                        skipped += 1
+                        continue
+                    raise DataError(
+                        f"{path}:{reader.line_num}: expected {len(header)} tab-separated fields, found {len(fields)}; "
+                        "fix the line or read with on_bad_lines='skip'"
+                    )
+                lines.append(reader.line_num)
+                for name, value in zip(header, fields, strict=True):
+                    cols[name].append(value)
+    except UnicodeDecodeError:
+        line_no, offset = _first_non_utf8(path)
+        raise DataError(f"{path}:{line_no}: not UTF-8 text (byte {offset} of the file); save egoclip.csv as UTF-8") from None
     if skipped:
         warnings.warn(f"{path}: skipped {skipped} line(s) with the wrong number of fields", stacklevel=2)
     line = np.asarray(lines, dtype=np.int64)

@@ -66,27 +66,35 @@ def mask_tokens(
     tokenizer: Any,
     probability: float = 0.15,
     generator: torch.Generator | None = None,
+    max_per_row: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(mlm_input_ids, labels)`` for a (N, L) id tensor, BERT-style.
 
     ``tokenizer`` is a tokenizer, a :class:`MaskSpec` or a ``(mask_token_id, vocab_size, special_ids)`` tuple.
     Special tokens (including padding) are never selected; labels hold the original id at selected positions
-    and :data:`IGNORE_INDEX` elsewhere. ``input_ids`` is not modified.
+    and :data:`IGNORE_INDEX` elsewhere. ``input_ids`` is not modified. ``max_per_row`` caps the selected tokens
+    per row (BERT's ``max_predictions_per_seq``): of a row's selected tokens, those with the smallest selection
+    draws are kept, the others are left unchanged and unlabelled.
     """
     spec = MaskSpec.coerce(tokenizer)
     shape = input_ids.shape
     uniforms = torch.rand((3, *shape), generator=generator)
     random_ids = torch.randint(spec.vocab_size, shape, generator=generator, dtype=torch.long)
-    return _apply_mask(input_ids, spec, probability, uniforms, random_ids)
+    return _apply_mask(input_ids, spec, probability, uniforms, random_ids, max_per_row)
 
 
 def _apply_mask(
-    input_ids: torch.Tensor, spec: MaskSpec, probability: float, uniforms: torch.Tensor, random_ids: torch.Tensor
+    input_ids: torch.Tensor, spec: MaskSpec, probability: float, uniforms: torch.Tensor, random_ids: torch.Tensor,
+    max_per_row: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if not 0.0 <= probability <= 1.0:
         raise ConfigError(f"mlm probability must be in [0, 1], got {probability}")
     special = torch.isin(input_ids, torch.tensor(spec.special_ids, dtype=input_ids.dtype))
     selected = (uniforms[0] < probability) & ~special
+    if max_per_row is not None and max_per_row < input_ids.shape[-1]:
+        draws = torch.where(selected, uniforms[0], torch.full_like(uniforms[0], 2.0))
+        rank = draws.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True)  # 0 = smallest draw of the row
+        selected = selected & (rank < max_per_row)
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
     to_mask = selected & (uniforms[1] < 0.8)
     to_random = selected & ~to_mask & (uniforms[2] < 0.5)  # half of the remaining 20 %
@@ -108,12 +116,19 @@ class PretrainCollator:
     ``text``, ``verb`` and ``noun``; without negatives the batch is not doubled. Texts are tokenised to
     ``max_length`` and MLM-corrupted row by row with :func:`row_generator` keyed on ``(seed, epoch, index,
     slot)`` (slot 0 = positive, 1 = negative), so it is picklable, stateless and worker-independent.
+    ``mlm_slots`` caps the masked tokens per caption (see :func:`mask_tokens`; ``None``: no cap, the official
+    masking), to match ``PretrainObjective(mlm_slots=...)``'s fixed number of scored slots.
     Failures recorded by :class:`~egokit.data.robust.RobustDataset` travel on as ``batch['_failures']``.
     """
 
-    def __init__(self, tokenizer: Any, max_length: int = 15, mlm_probability: float = 0.15, seed: int = 0) -> None:
+    def __init__(self, tokenizer: Any, max_length: int = 15, mlm_probability: float = 0.15, seed: int = 0,
+                 mlm_slots: int | None = None) -> None:
         if max_length < 3:
             raise ConfigError(f"max_length must leave room for <s>, a token and </s>; got {max_length}")
+        if mlm_slots is not None and mlm_slots < 1:
+            raise ConfigError(f"data.mlm_slots must be a positive number of masked tokens per caption (or null), "
+                              f"got {mlm_slots}")
+        self.mlm_slots = mlm_slots
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.mlm_probability = mlm_probability
@@ -158,4 +173,4 @@ class PretrainCollator:
             gen = row_generator(self.seed, *key)
             uniforms[:, row] = torch.rand((3, length), generator=gen)
             random_ids[row] = torch.randint(self.spec.vocab_size, (length,), generator=gen)
-        return _apply_mask(input_ids, self.spec, self.mlm_probability, uniforms, random_ids)
+        return _apply_mask(input_ids, self.spec, self.mlm_probability, uniforms, random_ids, self.mlm_slots)

@@ -80,7 +80,7 @@ def plan_windows(recipe: FeatureRecipe, info: VideoInfo, start: float = 0.0, end
                            recipe.source_window_frames, recipe.stride_seconds)
 
 
-def _decode_chunks(path: Path, plan: WindowPlan, fps: float, transform: EvalTransform, short_side: int | None,
+def _decode_chunks(path, plan: WindowPlan, fps: float, transform: EvalTransform, short_side: int | None,
                    chunk: int) -> Iterator[tuple[int, torch.Tensor]]:
     """``(first window, uint8 (n, F, 3, S, S))`` for consecutive chunks of ``chunk`` windows."""
     for w0 in range(0, len(plan), chunk):
@@ -210,7 +210,7 @@ def _run(model, states: list[_State], recipe: FeatureRecipe, computer: _Computer
 
     def pieces() -> Iterator[tuple[_State, int, torch.Tensor]]:
         for st in states:
-            for w0, windows in _decode_chunks(st.item.path, st.plan, st.info.fps, transform, recipe.short_side,
+            for w0, windows in _decode_chunks(st.item.source, st.plan, st.info.fps, transform, recipe.short_side,
                                               batch_size):
                 yield st, w0, windows
 
@@ -331,7 +331,7 @@ def embed_items(model, items: Sequence[EmbedItem], recipe: FeatureRecipe, writer
         if writer.is_done(item.uid):
             stats.skipped.append(item.uid)
             continue
-        info = probe_video(item.path)
+        info = item.info or probe_video(item.path)
         states.append(_State(i, item, info, plan_windows(recipe, info, item.start, item.end),
                              _item_queries(item, recipe, query), squeeze=query is not None))
     total = sum(len(st.plan) for st in states)
@@ -345,10 +345,12 @@ def embed_items(model, items: Sequence[EmbedItem], recipe: FeatureRecipe, writer
         entry = {
             "video": str(st.item.path), "start": st.item.start,
             "end": st.item.end if st.item.end is not None else st.info.duration,
-            "fps": st.info.fps, "num_windows": len(st.plan),
+            "fps": st.info.fps, "num_windows": len(st.plan), "num_video_frames": st.info.num_frames,
             "window_starts": [round(float(t), 6) for t in st.plan.starts],
             "window_ends": [round(float(t), 6) for t in st.plan.ends],
         }
+        if st.item.video is not None:  # `egokit prepare` chunks: <path>/<k>.mp4 of chunk_seconds each
+            entry["chunk_seconds"] = st.item.video.chunk_seconds
         if recipe.mode == "fusion":
             entry["queries"] = [q.key for q in st.queries] if query is None else None
         writer.write(st.item.uid, st.out, entry)

@@ -17,9 +17,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from egokit.errors import DataError
+
+if TYPE_CHECKING:
+    from egokit.data.video import ChunkedVideo, VideoInfo
 
 __all__ = ["VIDEO_EXTENSIONS", "EmbedItem", "Query", "collect_items", "items_from_annotations"]
 
@@ -42,6 +45,13 @@ class EmbedItem:
     start: float = 0.0
     end: Optional[float] = None  # None: to the end of the video
     queries: tuple[Query, ...] = ()
+    video: Optional["ChunkedVideo"] = None  # an `egokit prepare` video: read from its chunks (path = its folder)
+    info: Optional["VideoInfo"] = None  # stream facts when known without probing (prepare manifest)
+
+    @property
+    def source(self) -> "Path | ChunkedVideo":
+        """What :mod:`egokit.data.video` readers take: the chunked video, else the file."""
+        return self.video if self.video is not None else self.path
 
 
 def _safe_uid(uid: str, where: str) -> str:
@@ -110,14 +120,38 @@ def items_from_annotations(data: dict[str, Any], video_root: Path, source: str =
     return list(items.values())
 
 
+def _is_prepared(folder: Path) -> bool:
+    """Whether ``folder`` is an ``egokit prepare`` output (its ``manifest.json`` says so)."""
+    from egokit.prepare.manifest import FORMAT, MANIFEST_NAME
+
+    try:
+        return json.loads((folder / MANIFEST_NAME).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _prepared_items(folder: Path) -> list[EmbedItem]:
+    """One item per finished video of an ``egokit prepare`` output (read from its chunks, facts from the manifest)."""
+    from egokit.prepare.manifest import load_manifest
+
+    videos = load_manifest(folder)
+    if not videos:
+        raise DataError(f"{folder / 'manifest.json'} lists no finished videos; run `egokit prepare` again")
+    return [EmbedItem(_SAFE.sub("_", uid), folder / uid, video=pv.chunked(), info=pv.info)  # nested uids: a_b
+            for uid, pv in videos.items()]
+
+
 def collect_items(source: str | Path, video_root: str | Path | None = None) -> list[EmbedItem]:
-    """Items for ``source``: a video file, a folder of videos, a clip list (.json/.jsonl/.csv) or an official
-    NLQ/MQ JSON. Relative video paths resolve against ``video_root`` (default: the list's folder)."""
+    """Items for ``source``: a video file, a folder of videos, an ``egokit prepare`` output (a folder with
+    ``manifest.json``: one item per prepared video), a clip list (.json/.jsonl/.csv) or an official NLQ/MQ JSON.
+    Relative video paths resolve against ``video_root`` (default: the list's folder)."""
     source = Path(source).expanduser()
     if not source.exists():
         raise DataError(f"input not found: {source} (give a video, a folder of videos or a clip list)")
     root = Path(video_root).expanduser() if video_root else source.parent
-    if source.is_dir():
+    if source.is_dir() and _is_prepared(source):
+        items = _prepared_items(source)
+    elif source.is_dir():
         videos = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
         if not videos:
             raise DataError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under {source}")
@@ -125,10 +159,17 @@ def collect_items(source: str | Path, video_root: str | Path | None = None) -> l
     elif source.suffix.lower() in VIDEO_EXTENSIONS:
         items = [EmbedItem(_safe_uid(source.stem, str(source)), source)]
     elif source.suffix.lower() == ".csv":
-        with source.open(newline="") as handle:
-            items = _clip_records(list(csv.DictReader(handle)), root, source)
+        with source.open(newline="", encoding="utf-8") as handle:
+            try:
+                records = list(csv.DictReader(handle))
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{source}: not UTF-8 text (byte {exc.start}); save the clip list as UTF-8") from None
+        items = _clip_records(records, root, source)
     elif source.suffix.lower() in (".json", ".jsonl"):
-        text = source.read_text()
+        try:
+            text = source.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{source}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
         try:
             data = ([json.loads(line) for line in text.splitlines() if line.strip()] if source.suffix.lower() == ".jsonl"
                     else json.loads(text))

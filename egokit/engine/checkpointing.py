@@ -113,6 +113,12 @@ def resolve_resume(run_dir: Path, resume: str) -> Path:
     return path
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The optimizer step a training checkpoint was written at (read without loading its tensors)."""
+    state = torch.load(Path(folder) / "training_state.pt", map_location="cpu", weights_only=True, mmap=True)
+    return int(state["step"])
+
+
 def load_training_state(folder: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
     state = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=True)
     rng_path = folder / f"rng-rank{rank}.pt"

@@ -5,6 +5,11 @@
 ``validate(module, epoch, step)`` after every epoch; what to keep is the caller's decision (the task core saves
 the best checkpoint to disk, never a copy of the model in memory). :func:`fit_epochs` is the plain loop for small
 heads trained on precomputed features.
+
+Both stop cleanly on SIGTERM, SIGINT or SIGUSR1 (see :mod:`egokit.engine.interrupt`): the current step finishes,
+then :class:`~egokit.engine.interrupt.TrainingInterrupted` is raised with no checkpoint (neither loop can resume
+a run yet; what the caller saved before, such as the best validated checkpoint, stays); a second signal exits at
+once.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from egokit.engine.finetune_options import FinetuneOptions
+from egokit.engine.interrupt import StopSignals, TrainingInterrupted, ignore_stop_signals, shielded_workers
 from egokit.engine.optim import adamw, param_groups, warmup_cosine
 
 __all__ = ["FinetuneOptions", "FinetuneResult", "finetune", "fit_epochs"]
@@ -42,7 +48,8 @@ def finetune(accelerator, module: torch.nn.Module, dataset: Dataset, settings: F
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True,
                         drop_last=len(dataset) > settings.batch_size, num_workers=num_workers, collate_fn=collate_fn,
-                        generator=generator, pin_memory=accelerator.device.type == "cuda")
+                        generator=generator, pin_memory=accelerator.device.type == "cuda",
+                        worker_init_fn=ignore_stop_signals if num_workers else None)
     steps_per_epoch = max(1, len(loader) // max(1, accelerator.num_processes))
     total = settings.max_steps or settings.epochs * steps_per_epoch
     lr = settings.lr if settings.lr is not None else 1e-4
@@ -53,10 +60,11 @@ def finetune(accelerator, module: torch.nn.Module, dataset: Dataset, settings: F
     module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
     history, step = [], 0
     start = time.perf_counter()
-    with (progress("fine-tuning", total) if progress is not None else nullcontext()) as bar:
+    stop = StopSignals(announce=accelerator.is_main_process)
+    with stop, (progress("fine-tuning", total) if progress is not None else nullcontext()) as bar:
         for epoch in range(settings.epochs if settings.max_steps is None else 10**9):
             module.train()
-            for batch in loader:
+            for batch in (shielded_workers(loader) if num_workers else loader):
                 with accelerator.autocast():
                     out = module(batch)
                 accelerator.backward(out["loss"])
@@ -74,12 +82,15 @@ def finetune(accelerator, module: torch.nn.Module, dataset: Dataset, settings: F
                     history.append(record)
                     if on_log is not None:
                         on_log(step, record)
+                _stop_if_asked(stop, step, accelerator)
                 if step >= total:
                     break
             if validate is not None:
                 module.eval()
                 metrics = validate(accelerator.unwrap_model(module), epoch, step)
                 history.append({"step": step, "epoch": epoch, "eval": metrics})
+                if step < total:  # a signal during the validation (after the last one the run is done)
+                    _stop_if_asked(stop, step, accelerator)
             if step >= total:
                 break
     return FinetuneResult(steps=step, module=accelerator.unwrap_model(module), history=history)
@@ -92,20 +103,33 @@ def fit_epochs(head: torch.nn.Module, loader, loss_fn: Callable[[torch.nn.Module
     it to ``device``, ``loss_fn(head, batch)``, backward, clip (unless ``clip_norm`` is None), step the optimizer
     and the per-step ``schedule``. Returns the last loss; ``on_step(loss)`` drives progress bars."""
     last = float("nan")
-    for _ in range(epochs):
-        head.train()
-        for batch in loader:
-            loss = loss_fn(head, _to(batch, device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(head.parameters(), clip_norm)
-            optimizer.step()
-            schedule.step()
-            last = float(loss.detach())
-            if on_step is not None:
-                on_step(last)
+    step = 0
+    with StopSignals() as stop:
+        for _ in range(epochs):
+            head.train()
+            for batch in loader:
+                loss = loss_fn(head, _to(batch, device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(head.parameters(), clip_norm)
+                optimizer.step()
+                schedule.step()
+                step += 1
+                last = float(loss.detach())
+                if on_step is not None:
+                    on_step(last)
+                _stop_if_asked(stop, step)
     return last
+
+
+def _stop_if_asked(stop: StopSignals, step: int, accelerator=None) -> None:
+    """Raise :class:`TrainingInterrupted` when a stop signal reached any process (every process calls this at the
+    same point of the loop)."""
+    signum = stop.agreed(accelerator)
+    if signum:
+        main = accelerator.is_main_process if accelerator is not None else True
+        raise TrainingInterrupted(step, signum, None, main_process=main)
 
 
 def _to(batch: Any, device) -> Any:

@@ -51,7 +51,9 @@ def adamw(groups: list[dict], *, lr: float, betas=(0.9, 0.98), eps: float = 1e-8
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
                   schedule: str = "cosine") -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up from 0, then half-cosine (or linear, or constant) decay to 0, per group multiplicative."""
+    """Linear warm-up from 0, then half-cosine (or linear, or constant) decay to 0, per group multiplicative.
+    ``cosine-float32`` is the half-cosine evaluated in float32, as egokit 0.1's EgoMQ head trainer did (its
+    numbers are reproduced only with it: the VSGN head's kNN graph amplifies the 1e-7 differences)."""
     total_steps = max(total_steps, 1)
 
     def factor(step: int) -> float:
@@ -61,6 +63,8 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         progress = min(progress, 1.0)
         if schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if schedule == "cosine-float32":
+            return 0.5 * (1 + torch.cos(torch.tensor(math.pi * progress))).item()  # 1 + cos in float32 too
         if schedule == "linear":
             return 1.0 - progress
         return 1.0

@@ -7,6 +7,7 @@ Resumable (``--resume latest``) with bit-identical continuation: data order and 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +19,17 @@ from rich.progress import TextColumn
 from rich.table import Table
 from torch.utils.data import DataLoader
 
-from egokit.engine.checkpointing import (load_training_state, remove_stale_temporaries, resolve_resume,
-                                         save_training_checkpoint, set_rng_state)
-from egokit.engine.logging import RunLogger
+from egokit.engine.checkpointing import (checkpoint_step, load_training_state, remove_stale_temporaries,
+                                         resolve_resume, save_training_checkpoint, set_rng_state)
+from egokit.engine.interrupt import StopSignals, TrainingInterrupted, ignore_stop_signals, shielded_workers
+from egokit.engine.logging import RunLogger, check_trackers, flat_config, truncate_metrics
 from egokit.engine.objective import PretrainObjective
 from egokit.engine.optim import adamw, param_groups, warmup_cosine
-from egokit.engine.pretrain_recipe import PretrainRecipe, load_pretrain_recipe
+from egokit.engine.pretrain_recipe import (PretrainRecipe, data_path, data_tokenizer, load_pretrain_recipe,
+                                           recipe_dict)
 from egokit.engine.progress import make_progress
 from egokit.engine.sampler import ResumableBatchSampler
 from egokit.errors import ConfigError
-from egokit.recipes import to_dict
 from egokit.results import run_metadata, write_json_atomic
 
 
@@ -70,17 +72,16 @@ def load_data_tokenizer(recipe: PretrainRecipe):
 
     d = recipe.data
     if d.tokenizer:
-        return load_tokenizer(_under(d.root, d.tokenizer))
-    if recipe.model.checkpoint and (Path(recipe.model.checkpoint) / "tokenizer").is_dir():
-        return load_tokenizer(Path(recipe.model.checkpoint) / "tokenizer")
+        return load_tokenizer(data_tokenizer(d))
+    if recipe.model.checkpoint:
+        from egokit.checkpoint import resolve_source
+
+        bundled = resolve_source(recipe.model.checkpoint) / "tokenizer"  # hub:org/name -> its local snapshot
+        if bundled.is_dir():
+            return load_tokenizer(bundled)
     if d.root and (Path(d.root) / "tokenizer").is_dir():
         return load_tokenizer(Path(d.root) / "tokenizer")
     return load_tokenizer("roberta-base")
-
-
-def _under(root: str | None, path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() or root is None or p.exists() else Path(root) / p
 
 
 @dataclass
@@ -102,8 +103,15 @@ class Evaluator(Protocol):
 
 def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (), *, resume: str | None = None,
              console: Console | None = None, stop_after: int | None = None,
-             evaluator: Callable[[PretrainRecipe, Console], Evaluator] | None = None) -> PretrainResult:
+             evaluator: Callable[[PretrainRecipe, Console], Evaluator] | None = None,
+             command: Sequence[str] | None = None) -> PretrainResult:
     """Run (or resume) a pretraining recipe. ``stop_after`` ends the process's loop early (tests, profiling).
+
+    SIGTERM, SIGINT and SIGUSR1 stop the run after the current step with a checkpoint: it raises
+    :class:`~egokit.engine.interrupt.TrainingInterrupted` (see that module; a second signal exits at once).
+    ``command`` (the command line, from ``egokit pretrain``) goes into ``recipe.json``'s list of the commands that
+    made the run; a resumed run adds to that list, and drops the records of ``metrics.jsonl`` logged after the
+    checkpoint it resumes from.
 
     ``evaluator(recipe, console)`` builds what evaluates the model during and after training; the training loop
     itself knows no tasks (``egokit.pretrain`` passes the task evaluator for ``eval.tasks``)."""
@@ -127,6 +135,7 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
         raise ConfigError("data.root is not set: pass data.root=/path/to/egoclip (folder with egoclip.csv and videos/)")
     if recipe.data.policy not in ("strict", "lax"):
         raise ConfigError(f"data.policy must be strict or lax, got {recipe.data.policy!r}")
+    trackers = check_trackers(recipe.log.with_)
     probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = resolve_precision(recipe.train.precision, probe)
     unused = not (recipe.loss.mlm and recipe.loss.vtm)
@@ -134,12 +143,15 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)])
     rank, world = accelerator.process_index, accelerator.num_processes
     run_dir = Path(recipe.output_dir)
-    resolved = to_dict(recipe)
+    resolved = recipe_dict(recipe)
+    folder = resolve_resume(run_dir, resume) if resume else None
+    resumed_step = checkpoint_step(folder) if folder is not None else None
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(run_dir / "checkpoints")
-        write_json_atomic(run_dir / "recipe.json", {"recipe": resolved, "source": recipe_path,
-                                                     "overrides": list(overrides), "environment": run_metadata()})
+        _record_run(run_dir / "recipe.json", resolved, recipe_path, overrides, command, resume, resumed_step)
+        if resumed_step is not None:
+            truncate_metrics(run_dir / "metrics.jsonl", resumed_step)
     torch.manual_seed(recipe.train.seed + rank)
 
     tokenizer = load_data_tokenizer(recipe)
@@ -148,7 +160,7 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
         raise ConfigError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {model.config.vocab_size}")
     d = recipe.data
     transform = TrainTransform(model.config.image_size, scale=tuple(d.crop_scale), hflip=d.hflip)
-    dataset = EgoClipDataset(_under(d.root, d.egoclip), _under(d.root, d.videos), num_frames=d.num_frames,
+    dataset = EgoClipDataset(data_path(d, d.egoclip), data_path(d, d.videos), num_frames=d.num_frames,
                              chunk_seconds=d.chunk_seconds, transform=transform,
                              scene_negatives=d.neg_window is not None, neg_window=d.neg_window,
                              short_side=d.short_side, seed=recipe.train.seed)
@@ -171,8 +183,7 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
     scheduler = warmup_cosine(optimizer, int(o.warmup * total_steps), total_steps, o.schedule)
 
     step, epoch, micro = 0, 0, 0  # optimizer steps, epoch, micro-batches consumed in this epoch
-    if resume:
-        folder = resolve_resume(run_dir, resume)
+    if folder is not None:
         from egokit.checkpoint import load_pretrained
 
         model.load_state_dict(load_pretrained(folder).state_dict())
@@ -185,14 +196,16 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
         console.print(f"resumed from {folder} at step {step} (epoch {epoch}, batch {micro})")
 
     objective, optimizer = accelerator.prepare(objective, optimizer)
-    logger = RunLogger(run_dir, enabled=accelerator.is_main_process)
+    logger = RunLogger(run_dir, enabled=accelerator.is_main_process, trackers=trackers, project=recipe.log.project,
+                       config=flat_config(resolved), resumed_step=resumed_step)
     failures = FailureReport()
     eval_metrics = None
     last: dict[str, float] = {}
     clips_seen, wait_time, step_time = 0, 0.0, 0.0
     started = time.perf_counter()
     progress = make_progress(console, not accelerator.is_main_process, TextColumn("{task.fields[stats]}"))
-    with progress:
+    stop = StopSignals(announce=accelerator.is_main_process)
+    with stop, progress:
         bar = progress.add_task("pretraining", total=total_steps, completed=step, stats="")
         while step < total_steps:
             if micro >= sampler.steps_per_epoch():
@@ -201,9 +214,10 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
             dataset.set_epoch(epoch)
             loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers,
                                 pin_memory=accelerator.device.type == "cuda",
-                                prefetch_factor=4 if d.num_workers else None)
+                                prefetch_factor=4 if d.num_workers else None,
+                                worker_init_fn=ignore_stop_signals if d.num_workers else None)
             t0 = time.perf_counter()
-            for batch in loader:
+            for batch in (shielded_workers(loader) if d.num_workers else loader):
                 t1 = time.perf_counter()
                 micro += 1
                 failures.update(batch)
@@ -239,33 +253,78 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
                 if evaluate is not None and step < total_steps and evaluate.due(step, total_steps):
                     eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=False)
                     logger.log(step, _flat_eval(eval_metrics))
-                if step % recipe.train.checkpoint_every == 0 or step == total_steps:
+                signum = stop.agreed(accelerator)  # a stop asked for on any process stops all after this step
+                if step % recipe.train.checkpoint_every == 0 or step == total_steps or signum:
                     _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer,
                                 scheduler, resolved, recipe.train.keep_checkpoints)
+                if signum:
+                    logger.close()
+                    raise TrainingInterrupted(step, signum, _step_folder(run_dir, step),
+                                              main_process=accelerator.is_main_process)
                 if stop_after is not None and step >= stop_after:
                     logger.close()
                     return PretrainResult(run_dir, step, last, None, None)
                 if step >= total_steps:
                     break
                 t0 = time.perf_counter()
-    model_dir = None
-    unwrapped = accelerator.unwrap_model(objective).model
-    if evaluate is not None:
-        eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=True)
-        logger.log(step, _flat_eval(eval_metrics))
-    if accelerator.is_main_process:
-        from egokit.checkpoint import save_pretrained
+        signum = stop.agreed(accelerator)  # asked to stop after the last step's check: before the final phase
+        if signum:
+            if not (_step_folder(run_dir, step) / "COMPLETE").is_file():  # resumed from another run's checkpoint
+                _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer, scheduler,
+                            resolved, recipe.train.keep_checkpoints)
+            logger.close()
+            raise TrainingInterrupted(step, signum, _step_folder(run_dir, step),
+                                      main_process=accelerator.is_main_process)
+    with stop:  # a signal now lets the final evaluation and the model finish (a second one stops at once)
+        model_dir = None
+        unwrapped = accelerator.unwrap_model(objective).model
+        if evaluate is not None:
+            eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=True)
+            logger.log(step, _flat_eval(eval_metrics))
+        if accelerator.is_main_process:
+            from egokit.checkpoint import save_pretrained
 
-        model_dir = save_pretrained(unwrapped, run_dir / "model", tokenizer=tokenizer)
-        summary = {"steps": step, "seconds": time.perf_counter() - started, "final_losses": last,
-                   "clips_per_s": clips_seen / max(step_time, 1e-9),
-                   "data_wait_share": wait_time / max(step_time, 1e-9), "failed_samples": failures.total,
-                   "eval": eval_metrics}
-        write_json_atomic(run_dir / "results.json", {"summary": summary, "recipe": resolved,
-                                                      "environment": run_metadata()})
-        _print_summary(console, summary, failures)
+            model_dir = save_pretrained(unwrapped, run_dir / "model", tokenizer=tokenizer)
+            summary = {"steps": step, "seconds": time.perf_counter() - started, "final_losses": last,
+                       "clips_per_s": clips_seen / max(step_time, 1e-9),
+                       "data_wait_share": wait_time / max(step_time, 1e-9), "failed_samples": failures.total,
+                       "eval": eval_metrics}
+            write_json_atomic(run_dir / "results.json", {"summary": summary, "recipe": resolved,
+                                                          "environment": run_metadata()})
+            _print_summary(console, summary, failures)
     logger.close()
     return PretrainResult(run_dir, step, last, eval_metrics, model_dir)
+
+
+def _step_folder(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step-{step:08d}"
+
+
+def _record_run(path: Path, resolved: dict[str, Any], source, overrides: Sequence[str],
+                command: Sequence[str] | None, resume: str | None, resumed_step: int | None) -> None:
+    """Write ``recipe.json``: the resolved recipe, its source and overrides, the environment, and ``commands``,
+    the run's history (``argv``, ``time``, ``resume``, ``resumed_from_step`` of each command that ran it). A new
+    run starts the history; a resumed one appends to the history already there."""
+    from egokit.errors import CheckpointError
+
+    history: list[dict[str, Any]] = []
+    if resume is not None and path.is_file():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: cannot read the run's history ({exc}); fix or move the file away, "
+                                  f"then resume again") from None
+        history = list(previous.get("commands") or [])
+        if not history:  # written before runs kept a history: its command becomes the first entry
+            history = [{"argv": (previous.get("environment") or {}).get("command"), "source": previous.get("source"),
+                        "overrides": previous.get("overrides"), "time": (previous.get("environment") or {}).get("time"),
+                        "resume": None, "resumed_from_step": None}]
+    environment = run_metadata()
+    history.append({"argv": list(command) if command is not None else None, "source": source,
+                    "overrides": list(overrides), "time": environment["time"], "resume": resume,
+                    "resumed_from_step": resumed_step})
+    write_json_atomic(path, {"recipe": resolved, "source": source, "overrides": list(overrides),
+                             "environment": environment, "commands": history})
 
 
 def _step_seed(seed: int, epoch: int, micro: int) -> int:

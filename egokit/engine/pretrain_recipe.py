@@ -1,7 +1,18 @@
-"""Schema of ``egokit pretrain`` recipes (``recipes/egoclip.yaml``, ``recipes/demo.yaml``)."""
+"""Schema of ``egokit pretrain`` recipes (``recipes/egoclip.yaml``, ``recipes/demo.yaml``).
+
+Relative paths never depend on where a path happens to exist, and never silently on the working directory:
+
+* ``data.egoclip``, ``data.videos`` and a ``data.tokenizer`` folder are relative to ``data.root``;
+* paths written in a recipe *file* (``data.root``, ``model.checkpoint``, ``model.vit`` and ``model.roberta`` when
+  they are files or folders, ``eval.tasks[].options.data``) are relative to the folder of that file;
+* paths given on the command line (``data.root=DIR`` and other ``key=value`` overrides) and ``output_dir``
+  (wherever it is written: outputs go where the command runs, as with every ``-o``) are relative to the working
+  directory; so are the paths of a recipe passed as a Python mapping.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +101,46 @@ class EvalSection:
     every: int = 0                              # default steps between evaluations (0: only at the end)
 
 
+#: experiment trackers ``log.with`` accepts (each through Accelerate; see ``egokit.engine.logging``)
+LOG_TRACKERS = ("tensorboard", "wandb", "mlflow", "aim")
+
+
+@dataclass
+class LogSection:
+    """Where metrics go besides ``RUN/metrics.jsonl`` (always written). The recipe key is ``log.with`` (``with_``
+    here because ``with`` is a Python keyword)."""
+
+    with_: list[str] = field(default_factory=lambda: ["tensorboard"])  # any of LOG_TRACKERS; [] for none
+    project: str = "egokit"                     # W&B project / MLflow experiment / Aim experiment
+
+    def __post_init__(self) -> None:
+        from egokit.errors import ConfigError
+
+        for name in self.with_:
+            if name not in LOG_TRACKERS:
+                raise ConfigError(f"log.with: unknown tracker {name!r}; choose from {', '.join(LOG_TRACKERS)}")
+
+
+def normalize_log_section(raw: dict[str, Any]) -> dict[str, Any]:
+    """``log.with`` (also a single name, ``log.with=wandb``) -> the schema's ``with_`` field."""
+    section = raw.get("log")
+    if not isinstance(section, dict) or "with" not in section:
+        return raw
+    section = dict(section)
+    value = section.pop("with")
+    section["with_"] = [value] if isinstance(value, str) else value
+    return {**raw, "log": section}
+
+
+def recipe_dict(recipe: "PretrainRecipe") -> dict[str, Any]:
+    """The resolved recipe as a mapping, with ``log.with`` spelled as in recipe files (``recipe.json``)."""
+    from egokit.recipes import to_dict
+
+    out = to_dict(recipe)
+    out["log"] = {("with" if k == "with_" else k): v for k, v in out["log"].items()}
+    return out
+
+
 #: egokit 0.1 eval keys, still accepted: ``eval.egomcq=PATH`` evaluates EgoMCQ on PATH (adding it to eval.tasks),
 #: ``eval.egomcq=null`` removes it; ``eval.num_frames|batch_size|limit`` set the options of the egomcq entry.
 LEGACY_EVAL_KEYS = ("egomcq", "num_frames", "batch_size", "limit")
@@ -130,6 +181,7 @@ class PretrainRecipe:
     loss: LossSection = field(default_factory=LossSection)
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    log: LogSection = field(default_factory=LogSection)
 
 
 def load_pretrain_recipe(recipe: str | Path | dict[str, Any] | None, overrides: Sequence[str] = ()) -> PretrainRecipe:
@@ -138,8 +190,86 @@ def load_pretrain_recipe(recipe: str | Path | dict[str, Any] | None, overrides: 
     from egokit.recipes import apply_overrides, build, read_yaml
 
     where = str(recipe) if isinstance(recipe, (str, Path)) else "recipe"
-    raw = read_yaml(recipe) if isinstance(recipe, (str, Path)) else dict(recipe or {})
+    if isinstance(recipe, (str, Path)):
+        raw = anchor_recipe_paths(normalize_eval_aliases(read_yaml(recipe)), Path(recipe).parent)
+    else:
+        raw = dict(recipe or {})
     try:
-        return build(PretrainRecipe, normalize_eval_aliases(apply_overrides(raw, overrides)))
+        return build(PretrainRecipe, normalize_log_section(normalize_eval_aliases(apply_overrides(raw, overrides))))
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {str(exc).replace('log.with_', 'log.with')}") from None
+
+
+# Values that name a model file or folder when they look like a path; otherwise (``roberta-base``,
+# ``vit_base_patch16_224``, ``hub:org/name``) they are hub/timm names and stay as written.
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".npz", ".ckpt")
+
+
+def _looks_like_path(value: str, folder: Path) -> bool:
+    return (value.startswith((".", "/", "~")) or value.count("/") > 1 or "\\" in value
+            or value.lower().endswith(_WEIGHT_SUFFIXES) or (folder / value).exists())
+
+
+def _anchor(value: Any, folder: Path, always: bool = True) -> Any:
+    if not isinstance(value, str) or not value or value.startswith("hub:"):
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute() or not (always or _looks_like_path(value, folder)):
+        return str(path) if path.is_absolute() else value
+    return os.path.abspath(folder / path)
+
+
+def anchor_recipe_paths(raw: dict[str, Any], folder: str | Path) -> dict[str, Any]:
+    """``raw`` (a recipe file's mapping) with its relative input paths made absolute against ``folder``, the
+    file's folder (see the module doc); ``output_dir`` and names that are not paths are left as written."""
+    folder = Path(os.path.abspath(folder))
+    out = dict(raw)
+    data = out.get("data")
+    if isinstance(data, dict) and "root" in data:
+        out["data"] = {**data, "root": _anchor(data["root"], folder)}
+    model = out.get("model")
+    if isinstance(model, dict):
+        model = dict(model)
+        if "checkpoint" in model:
+            model["checkpoint"] = _anchor(model["checkpoint"], folder)
+        for key in ("vit", "roberta"):
+            if key in model:
+                model[key] = _anchor(model[key], folder, always=False)
+        out["model"] = model
+    section = out.get("eval")
+    if isinstance(section, dict) and isinstance(section.get("tasks"), list):
+        tasks = []
+        for entry in section["tasks"]:
+            options = entry.get("options") if isinstance(entry, dict) else None
+            if isinstance(options, dict) and "data" in options:
+                entry = {**entry, "options": {**options, "data": _anchor(options["data"], folder)}}
+            tasks.append(entry)
+        out["eval"] = {**section, "tasks": tasks}
+    return out
+
+
+def data_path(data: DataSection, value: str) -> Path:
+    """``data.egoclip`` / ``data.videos``: absolute as written, else under ``data.root`` (never the working
+    directory, even when a file of that name exists there)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    if data.root is None:
+        from egokit.errors import ConfigError
+
+        raise ConfigError(f"{value!r} is relative but data.root is not set: pass data.root=/path/to/egoclip")
+    return Path(data.root).expanduser() / path
+
+
+def data_tokenizer(data: DataSection) -> str | Path | None:
+    """``data.tokenizer``: a folder (absolute, or under ``data.root``) or a hub name such as ``roberta-base``
+    (a name with no folder of that name under ``data.root``)."""
+    if not data.tokenizer:
+        return None
+    path = Path(data.tokenizer).expanduser()
+    if path.is_absolute() or data.root is None:
+        return path if path.is_absolute() else data.tokenizer
+    under = Path(data.root).expanduser() / path
+    if under.is_dir() or data.tokenizer.startswith((".", "~")) or data.tokenizer.count("/") > 1:
+        return under
+    return data.tokenizer

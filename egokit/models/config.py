@@ -15,6 +15,8 @@ from egokit.errors import ConfigError
 
 PROJECTIONS = ("minimal", "small")
 ATTENTION_KERNELS = ("auto", "sdpa", "matmul")
+DIVIDED_ATTENTION = ("split", "masked", "flex")  # see egokit.models.attention.divided_attention
+CHECKPOINTING = (False, True, "none", "full", "selective")
 
 
 TIME_INITS = ("zeros", "random")
@@ -60,7 +62,8 @@ class EgoVLPv2Config:
     vtm_head: bool = True
     mlm_head: bool = True
     attention: str = "auto"
-    gradient_checkpointing: bool = False
+    divided_attention: str = "split"  # video space/time attention: split | masked | flex (same result)
+    gradient_checkpointing: bool | str = False  # false/none | true/full | selective (keep matmul outputs)
     init_std: float = 0.02  # from-scratch init of linear layers (ViT/BERT: 0.02); see EgoVLPv2.reset_parameters
     embed_init_std: float = 0.02  # from-scratch init of the word embeddings (BERT: 0.02)
     time_init: str = "zeros"  # from-scratch time attention: zeros (official) | random (like the other linears)
@@ -84,6 +87,12 @@ class EgoVLPv2Config:
             raise ConfigError(f"projection must be one of {PROJECTIONS}, got {self.projection!r}")
         if self.attention not in ATTENTION_KERNELS:
             raise ConfigError(f"attention must be one of {ATTENTION_KERNELS}, got {self.attention!r}")
+        if self.divided_attention not in DIVIDED_ATTENTION:
+            raise ConfigError(f"divided_attention must be one of {DIVIDED_ATTENTION}, got {self.divided_attention!r}")
+        if not any(self.gradient_checkpointing is v if isinstance(v, bool) else self.gradient_checkpointing == v
+                   for v in CHECKPOINTING):
+            raise ConfigError("gradient_checkpointing must be false/none, true/full or selective, "
+                              f"got {self.gradient_checkpointing!r}")
         if self.num_frames < 1:
             raise ConfigError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.time_init not in TIME_INITS:

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from egokit.models.attention import key_padding_mask, resolve_kernel
+from egokit.errors import ConfigError
 from egokit.models.config import EgoVLPv2Config
 from egokit.models.heads import MLMHead, Pooler, VTMHead, build_projections, init_bert_style, outside_autocast
 from egokit.models.text import RobertaTextModel
@@ -99,7 +100,16 @@ class EgoVLPv2(nn.Module):
         """The alpha gates of every fused layer (video ``alpha_i2t`` and text ``alpha_t2i``)."""
         return [p for n, p in self.named_parameters() if n.endswith(("alpha_i2t", "alpha_t2i"))]
 
-    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+    def set_grad_checkpointing(self, enabled: bool | str = True) -> None:
+        """Activation checkpointing of every transformer block: ``False``/``"none"``; ``True``/``"full"`` (keep only
+        block inputs, recompute the block); ``"selective"`` (keep matmul and attention outputs, recompute norms,
+        activations, softmax and copies: most of the memory saving of ``full`` at a fraction of its recompute)."""
+        from egokit.models.video import checkpoint_mode
+
+        try:
+            checkpoint_mode(enabled)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.config.gradient_checkpointing = enabled
 
     def compile_blocks(self, backend: str = "inductor", **options) -> None:
@@ -120,7 +130,8 @@ class EgoVLPv2(nn.Module):
     # -------------------------------------------------------------- dual mode
     def video_features(self, video: torch.Tensor) -> torch.Tensor:
         """Dual-mode backbone feature (B, width): video CLS after ``video_model.norm``, unprojected."""
-        return self.video_model(video, self.kernel(video.device), self.config.gradient_checkpointing)
+        return self.video_model(video, self.kernel(video.device), self.config.gradient_checkpointing,
+                                self.config.divided_attention)
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """(B, F, 3, H, W) normalised pixels -> (B, projection_dim), projected, not L2-normalised."""
@@ -149,7 +160,8 @@ class EgoVLPv2(nn.Module):
         computed once and shared by several fusion passes (MLM, VTM) over the same clips."""
         kernel = self.kernel(video.device)
         x = self.video_model.embed(video, self.cls_token)
-        return self.video_model.run_blocks(x, range(self.first_fused), kernel, self.config.gradient_checkpointing)
+        return self.video_model.run_blocks(x, range(self.first_fused), kernel, self.config.gradient_checkpointing,
+                                           self.config.divided_attention)
 
     def fusion_text_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Text states after the unfused layers."""
@@ -162,9 +174,9 @@ class EgoVLPv2(nn.Module):
         mask = key_padding_mask(attention_mask)
         ckpt = self.config.gradient_checkpointing
         v, t = video_prefix, text_prefix
-        frames = self.video_model.num_frames
+        frames, divided = self.video_model.num_frames, self.config.divided_attention
         for i in range(self.first_fused, self.config.depth):
-            v_next = _maybe_checkpoint(self.video_model.blocks[i], ckpt, v, frames, kernel, t, mask)
+            v_next = _maybe_checkpoint(self.video_model.blocks[i], ckpt, v, frames, kernel, t, mask, divided)
             t = _maybe_checkpoint(self.text_model.encoder.layer[i], ckpt, t, mask, kernel, v)
             v = v_next
         return FusionOutput(video=self.norm(v), text=t)
@@ -194,13 +206,17 @@ class EgoVLPv2(nn.Module):
         attention_mask: torch.Tensor,
         positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Fusion-mode MLM logits (B, L, V); with a boolean ``positions`` (B, L) only those rows: (M, V).
+        """Fusion-mode MLM logits (B, L, V); with a boolean ``positions`` (B, L) only those rows: (M, V); with
+        integer ``positions`` (B, K) (fixed slots per caption, static shapes) the rows they index: (B, K, V).
 
         Computing the vocabulary projection only where tokens were masked avoids ~85 % of the head's work.
         """
         text = self.fusion(video, input_ids, attention_mask).text
         if positions is not None:
-            text = text[positions]
+            if positions.dtype == torch.bool:
+                text = text[positions]
+            else:
+                text = text.gather(1, positions[..., None].expand(-1, -1, text.shape[-1]))
         return self.mlm_head(text)
 
     # ------------------------------------------------------------------ misc

@@ -19,6 +19,7 @@ class LoadReport:
     dropped: list[str] = field(default_factory=list)
     inflated: str | None = None
     placeholders: list[str] = field(default_factory=list)
+    num_heads: str | None = None  # official files: where the head count came from (shapes cannot record it)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from egokit.models.attention import attention
+from egokit.models.attention import attention, divided_attention
 from egokit.models.config import EgoVLPv2Config
 
 
@@ -93,32 +93,12 @@ class DividedAttention(nn.Module):
         kernel: str,
         text: torch.Tensor | None = None,
         text_mask: torch.Tensor | None = None,
+        divided: str = "split",
     ) -> torch.Tensor:
         b, t, d = x.shape
         h, hd = self.num_heads, d // self.num_heads
-        n = (t - 1) // num_frames
         q, k, v = self.qkv(x).reshape(b, t, 3, h, hd).permute(2, 0, 3, 1, 4)  # each (B, H, T, hd)
-        # split, not slicing: the backward of a split is one concatenation, while each slice's backward
-        # zero-fills a full-size gradient and adds it (6 per call, ~0.5 s of a 7 s CPU step)
-        (q_cls, q_rest), (k_cls, k_rest), (v_cls, v_rest) = (z.split([1, t - 1], dim=2) for z in (q, k, v))
-        cls_out = attention(q_cls, k, v, kernel=kernel)
-
-        def groups(z: torch.Tensor) -> torch.Tensor:
-            z = z.reshape(b, h, num_frames, n, hd)
-            return z if self.axis == "space" else z.transpose(2, 3)
-
-        qg, kg, vg = groups(q_rest), groups(k_rest), groups(v_rest)  # (B, H, G, L, hd)
-        g = qg.shape[2]
-        cls_k = k_cls[:, :, None].expand(b, h, g, 1, hd)
-        cls_v = v_cls[:, :, None].expand(b, h, g, 1, hd)
-        kg = torch.cat([cls_k, kg], dim=3)
-        vg = torch.cat([cls_v, vg], dim=3)
-        out = attention(qg.reshape(b, h * g, -1, hd), kg.reshape(b, h * g, -1, hd), vg.reshape(b, h * g, -1, hd),
-                        kernel=kernel)
-        out = out.reshape(b, h, g, -1, hd)
-        if self.axis == "time":
-            out = out.transpose(2, 3)
-        out = torch.cat([cls_out, out.reshape(b, h, num_frames * n, hd)], dim=2)
+        out = divided_attention(q, k, v, num_frames, self.axis, kernel=kernel, divided=divided)
         x = self.proj(out.transpose(1, 2).reshape(b, t, d))
         if text is not None:
             if not self._has_cross:
@@ -156,9 +136,10 @@ class SpaceTimeBlock(nn.Module):
         kernel: str,
         text: torch.Tensor | None = None,
         text_mask: torch.Tensor | None = None,
+        divided: str = "split",
     ) -> torch.Tensor:
-        t = self.timeattn(self.norm3(x), num_frames, kernel)
-        s = self.attn(self.norm1(x + t), num_frames, kernel, text, text_mask)
+        t = self.timeattn(self.norm3(x), num_frames, kernel, divided=divided)
+        s = self.attn(self.norm1(x + t), num_frames, kernel, text, text_mask, divided=divided)
         x = x + self.drop_path(s)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -196,22 +177,68 @@ class SpaceTimeTransformer(nn.Module):
         cls = cls_token.expand(b, -1, -1) + self.pos_embed[:, :1]
         return torch.cat([cls, x + pos], dim=1)
 
-    def run_blocks(self, x: torch.Tensor, blocks: range, kernel: str, checkpoint: bool) -> torch.Tensor:
+    def run_blocks(self, x: torch.Tensor, blocks: range, kernel: str, checkpoint: bool | str,
+                   divided: str = "split") -> torch.Tensor:
         for i in blocks:
-            x = _maybe_checkpoint(self.blocks[i], checkpoint, x, self.num_frames, kernel)
+            x = _maybe_checkpoint(self.blocks[i], checkpoint, x, self.num_frames, kernel, None, None, divided)
         return x
 
-    def forward(self, video: torch.Tensor, kernel: str = "auto", checkpoint: bool = False) -> torch.Tensor:
+    def forward(self, video: torch.Tensor, kernel: str = "auto", checkpoint: bool | str = False,
+                divided: str = "split") -> torch.Tensor:
         """Dual-mode features: token 0 after all blocks and ``norm`` -> (B, width)."""
         x = self.embed(video, self.cls_token)
-        x = self.run_blocks(x, range(len(self.blocks)), kernel, checkpoint)
+        x = self.run_blocks(x, range(len(self.blocks)), kernel, checkpoint, divided)
         return self.norm(x)[:, 0]
 
 
-def _maybe_checkpoint(module: nn.Module, enabled: bool, *args):
-    if enabled and torch.is_grad_enabled():
-        return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False)
-    return module(*args)
+#: Operators whose outputs selective checkpointing keeps: matrix products, attention kernels, the patch convolution.
+#: Everything else in a block (LayerNorm, GELU, softmax, residual adds, reshapes and copies) is recomputed in the
+#: backward pass, which costs little time (element-wise work) and frees most of a block's activations.
+SELECTIVE_SAVE_OPS = tuple(
+    getattr(torch.ops.aten, name).default
+    for name in ("mm", "addmm", "bmm", "baddbmm", "convolution", "_scaled_dot_product_flash_attention",
+                 "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+                 "_scaled_dot_product_flash_attention_for_cpu", "_flash_attention_forward",
+                 "_efficient_attention_forward")
+    if hasattr(torch.ops.aten, name)
+)
+
+
+def _selective_policy(ctx, op, *args, **kwargs):
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    if op in SELECTIVE_SAVE_OPS or op is getattr(torch.ops.higher_order, "flex_attention", None):
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def _selective_context():
+    from torch.utils.checkpoint import create_selective_checkpoint_contexts
+
+    return create_selective_checkpoint_contexts(_selective_policy)
+
+
+def checkpoint_mode(value: bool | str | None) -> str:
+    """Normalise a checkpointing setting: ``False``/``None``/``"none"`` -> ``none``, ``True``/``"full"`` ->
+    ``full``, ``"selective"`` -> ``selective``."""
+    if value is None or value is False or value == "none":
+        return "none"
+    if value is True or value == "full":
+        return "full"
+    if value == "selective":
+        return "selective"
+    raise ValueError(f"activation checkpointing must be none, full or selective (or true/false), got {value!r}")
+
+
+def _maybe_checkpoint(module: nn.Module, mode: bool | str, *args):
+    """Run ``module(*args)``; with ``mode`` full, recompute the whole module in backward (only its inputs are kept);
+    with selective, keep the outputs of :data:`SELECTIVE_SAVE_OPS` and recompute the rest."""
+    mode = checkpoint_mode(mode)
+    if mode == "none" or not torch.is_grad_enabled():
+        return module(*args)
+    if mode == "selective":
+        return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False, context_fn=_selective_context)
+    return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False)
 
 
 def inflate_temporal_embed(embed: torch.Tensor, num_frames: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from egokit.errors import ConfigError
+from egokit.io import check_output_dir
 from egokit.prepare.discover import VideoJob, discover
 from egokit.prepare.encode import chunk_path, encode_video
 from egokit.prepare.manifest import MANIFEST_NAME, read_manifest, write_manifest
@@ -52,6 +53,7 @@ class PrepareReport:
     warning: str | None
     results: list[VideoResult] = field(default_factory=list)
     seconds: float = 0.0
+    manifest_error: OSError | None = None  # the manifest could not be written (full disk...): raise it after reporting
 
     def by_status(self, status: str) -> list[VideoResult]:
         return [r for r in self.results if r.status == status]
@@ -62,7 +64,7 @@ class PrepareReport:
 
     @property
     def ok(self) -> bool:
-        return not self.by_status("failed")
+        return not self.by_status("failed") and self.manifest_error is None
 
 
 def is_up_to_date(
@@ -149,6 +151,7 @@ def prepare(
     dst = Path(dst)
     codec, warning = choose_codec(settings.codec)
     used_layout, jobs = discover(src, layout, exclude=dst)
+    check_output_dir(dst)  # a read-only or misplaced DST is one error now, not one failure per video
     dst.mkdir(parents=True, exist_ok=True)
     entries = read_manifest(dst)
     report = PrepareReport(used_layout, codec, warning)
@@ -158,15 +161,26 @@ def prepare(
     last_write = time.perf_counter()
     dirty = False
 
-    def record(result: VideoResult) -> None:
+    def save() -> None:
+        # A manifest that cannot be written (full disk) does not stop the run: the videos go on (and are reported,
+        # failed ones included), the write is retried, and the last error is kept in the report for the caller.
         nonlocal last_write, dirty
+        try:
+            write_manifest(dst, entries)
+        except OSError as exc:
+            report.manifest_error = exc
+            return
+        report.manifest_error = None
+        last_write, dirty = time.perf_counter(), False
+
+    def record(result: VideoResult) -> None:
+        nonlocal dirty
         report.results.append(result)
         if result.status != "skipped":
             entries[result.uid] = result.entry
             dirty = True
         if dirty and time.perf_counter() - last_write >= MANIFEST_WRITE_INTERVAL:
-            write_manifest(dst, entries)
-            last_write, dirty = time.perf_counter(), False
+            save()
         if on_video is not None:
             on_video(result)
 
@@ -178,7 +192,7 @@ def prepare(
             _run_pool(jobs, dst, settings, codec, entries, overwrite, min(workers, len(jobs)), on_frames, record)
     finally:
         if dirty or not (dst / MANIFEST_NAME).exists():
-            write_manifest(dst, entries)
+            save()
         report.seconds = time.perf_counter() - started
     return report
 

@@ -10,6 +10,7 @@ import torch
 
 from egokit.data.transforms import EvalTransform, normalize_video
 from egokit.data.video import probe_video, read_frames_at
+from egokit.errors import ConfigError
 from egokit.results import write_json_atomic
 from egokit.summarize.scoring import encode_query, fuse_with_query, shot_features, vtm_probability
 from egokit.summarize.select import select_shots
@@ -57,6 +58,8 @@ def summarize_video(model, tokenizer, path: str | Path, query: str, *, budget_sh
     given, else the VTM match probability. Without a budget, 20 % of the shots are kept. ``progress`` is an object
     with ``advance(n)`` (a task progress bar), advanced once per scored shot.
     """
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError(f"the summary query is empty ({query!r}): say what the summary should show, e.g. 'a red cup'")
     model.eval()
     info = probe_video(path)
     shots = fixed_shots(info.duration, shot_seconds)
@@ -85,9 +88,10 @@ def summarize_video(model, tokenizer, path: str | Path, query: str, *, budget_sh
 
 
 def write_summary(summary: Summary, out_dir: str | Path, *, mp4: bool = False, thumb_size: int = 160,
-                  columns: int | None = None) -> dict[str, Path]:
-    """Write ``summary.json``, ``contact_sheet.png`` (middle frame of each selected shot) and, with ``mp4``,
-    ``summary.mp4``. Returns the written paths by kind."""
+                  columns: int | None = None, html: bool = False) -> dict[str, Path]:
+    """Write ``summary.json``, ``contact_sheet.png`` (middle frame of each selected shot), with ``mp4``
+    ``summary.mp4`` and with ``html`` ``report.html`` (static: score timeline, thumbnails, clip links). Returns the
+    written paths by kind."""
     out_dir = Path(out_dir)
     paths = {"json": write_json_atomic(out_dir / "summary.json", summary.to_dict())}
     chosen = [summary.shots[i] for i in summary.selected]
@@ -100,4 +104,13 @@ def write_summary(summary: Summary, out_dir: str | Path, *, mp4: bool = False, t
             from egokit.summarize.mp4 import write_summary_mp4
 
             paths["mp4"] = write_summary_mp4(summary.video, chosen, out_dir / "summary.mp4")
+        if html:
+            from egokit.htmlreport import Moment, summary_page, write_page
+            from egokit.summarize.sheet import fit_frame
+
+            cards = [Moment(image=fit_frame(image, 192, 108), video=Path(summary.video).name, href_file=summary.video,
+                            start=s.start, end=s.end, label_start=s.start, label_end=s.end,
+                            score=float(summary.scores[s.index]), rank=None, selected=True)
+                     for s, image in zip(chosen, images)]
+            paths["html"] = write_page(summary_page(summary, cards, out_dir), out_dir / "report.html")
     return paths

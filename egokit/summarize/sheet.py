@@ -49,6 +49,20 @@ def contact_sheet(frames: Sequence[np.ndarray], labels: Sequence[str], columns: 
     return sheet
 
 
+def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``frame`` (H, W, 3) uint8 scaled to fit a ``width`` x ``height`` box, centred on the sheet background (so
+    frames of videos with different sizes and aspect ratios share one contact sheet)."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = Image.fromarray(np.ascontiguousarray(frame)).resize(size, Image.BILINEAR)
+    box = Image.new("RGB", (width, height), BACKGROUND)
+    box.paste(image, ((width - size[0]) // 2, (height - size[1]) // 2))
+    return np.asarray(box)
+
+
 def tile_box(k: int, frame_size: tuple[int, int], count: int, columns: int | None = None) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of frame ``k`` inside a sheet made by :func:`contact_sheet`."""
     h, w = frame_size

@@ -79,6 +79,11 @@ class Task:
                       ``finetune`` for training settings)
     ``recipe``        YAML file *inside the task's package* holding the default options (``None``: the dataclass
                       defaults alone)
+    ``trained_model`` the sub-folder of ``egokit train``'s output that ``egokit eval`` then takes as ``--ckpt``,
+                      for tasks whose evaluation needs the fine-tuned model (``None``: the same ``--ckpt`` as training,
+                      the task finds what it trained under the output folder)
+    ``needs_training`` whether evaluation needs what ``egokit train`` wrote (a trained head): listings and
+                      ``egokit synth --task`` then show training first
     """
 
     name: ClassVar[str] = ""
@@ -87,6 +92,8 @@ class Task:
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     Options: ClassVar[type | None] = None
     recipe: ClassVar[str | None] = None
+    trained_model: ClassVar[str | None] = None
+    needs_training: ClassVar[bool] = False  # evaluation reads what `egokit train` wrote (a head, a fine-tuned model)
 
     # ------------------------------------------------------------------------------------------ task methods
     def evaluate(self, ctx, options) -> TaskResult:

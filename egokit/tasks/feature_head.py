@@ -75,9 +75,11 @@ class FeatureHeadTask(Task):
     """Base class of the feature-head tasks (see the module docstring)."""
 
     Options = FeatureHeadOptions
+    needs_training = True                  # evaluation loads the head `egokit train` saved
     heads: ClassVar[Any] = None            # a HeadRegistry
     head_dir: ClassVar[str] = "head"       # under the output folder
     legacy_head: ClassVar[str | None] = None  # head type of folders saved before head.json recorded it
+    uses_text: ClassVar[bool] = True       # False: video-only features; no tokenizer is loaded (None)
 
     # ------------------------------------------------------------------------------- what a task provides
     def feature_split(self, ctx, options, model, tokenizer, split: str, head_info: dict | None = None) -> FeatureSplit:
@@ -225,7 +227,7 @@ class FeatureHeadTask(Task):
 
     def _splits(self, ctx, options, names, head_info=None):
         model = ctx.load_model(num_frames=self.feature_frames(options))
-        tokenizer = ctx.load_tokenizer(model)
+        tokenizer = ctx.load_tokenizer(model) if self.uses_text else None
         return {n: self.feature_split(ctx, options, model, tokenizer, n, head_info) for n in names}, model, tokenizer
 
     def train(self, ctx, options) -> TaskResult:
@@ -243,6 +245,7 @@ class FeatureHeadTask(Task):
         for k, fold in enumerate(folds):
             train = _concat([splits[n] for n in fold.train])
             label = f"{self.name} head" + (f" ({fold.name})" if fold.name else "")
+            torch.manual_seed(ctx.seed + k)  # the head's init depends on the seed, not on what loaded before it
             with ctx.progress(label, total=self.num_steps(options, train)) as bar:
                 head, last = self.fit_head(options, train, device=ctx.device, seed=ctx.seed + k,
                                            on_step=lambda loss: bar.advance(1, loss=loss))

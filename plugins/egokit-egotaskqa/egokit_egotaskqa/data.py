@@ -1,4 +1,4 @@
-"""EgoTaskQA in the official layout (the [TQA] baseline preprocessing used by EgoVLPv2).
+"""EgoTaskQA in the official layout (the preprocessing of the EgoTaskQA baselines, as used by EgoVLPv2).
 
 ``<data>/<split>/`` (or ``<data>/qa/<split>/``) for split ``direct`` or ``indirect`` holds
 ``formatted_{train,val,test}_qas_encode.json`` (QA dicts with ``interval``, ``question``, ``answer_encode``,
@@ -17,9 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egokit.data.transforms import EvalTransform
-from egokit.data.video import probe_video, read_clip
-from egokit.errors import DataError
+from egokit.tasks.api import DataError, EvalTransform, probe_video, read_clip
 
 SPLITS = ("direct", "indirect")
 SUBSETS = ("train", "val", "test")
@@ -113,7 +111,8 @@ class EgoTaskQADataset(Dataset):
 
 
 class QACollate:
-    """Stacks videos and tokenises questions (padded to ``max_length``, 30 as officially)."""
+    """Stacks videos and tokenises questions (padded to ``max_length``: 30 as officially, capped to the model's
+    position table)."""
 
     def __init__(self, tokenizer, max_length: int = 30) -> None:
         self.tokenizer, self.max_length = tokenizer, max_length

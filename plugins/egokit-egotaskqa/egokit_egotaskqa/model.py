@@ -3,28 +3,32 @@
 Head as the official ``video_qa_model_linear_end2end.py``: fused video CLS (after the model-level norm) ->
 ``projector_1`` Linear(width, A) -> ReLU -> Dropout(0.2) -> ``projector_2`` Linear(A, A). The names match the extra
 keys of the official fine-tuned checkpoints, so their heads load unchanged. The fused text stream is unused.
+
+A fine-tuned folder is an egokit checkpoint (the backbone) plus the head in egokit's head format
+(``head.safetensors`` + ``head.json``) and ``answer_set.txt`` (the answers the head's classes stand for). Folders
+written by egokit 0.1 (``head.safetensors`` without ``head.json``) and official fine-tuned ``.pth`` files load too.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from egokit.data.transforms import normalize_video
-from egokit.errors import CheckpointError
+from egokit.tasks.api import (CheckpointError, has_head, load_head, normalize_video, read_official_checkpoint,
+                              save_head, save_pretrained, write_text_atomic)
 
+HEAD_TYPE = "taskqa"
 HEAD_WEIGHTS = "head.safetensors"
 ANSWERS = "answer_set.txt"
-META = "egotaskqa.json"
 
 
 class TaskQAHead(nn.Module):
     def __init__(self, width: int, num_answers: int, dropout: float = 0.2) -> None:
         super().__init__()
+        self.config = {"width": width, "num_answers": num_answers, "dropout": dropout}
         self.projector_1 = nn.Linear(width, num_answers)
         self.projector_2 = nn.Linear(num_answers, num_answers)
         self.dropout = nn.Dropout(dropout)
@@ -57,55 +61,53 @@ class TaskQAModel(nn.Module):
         return out
 
 
-def save_taskqa(model: TaskQAModel, folder: str | Path, tokenizer, answers: list[str], meta: dict) -> Path:
-    """Backbone with :func:`egokit.checkpoint.save_pretrained` + ``head.safetensors`` + answer set + metadata."""
-    from safetensors.torch import save_file
-
-    from egokit.checkpoint import save_pretrained
-    from egokit.results import write_json_atomic
-    from egokit.synth.writer import write_text
-
+def save_taskqa(module: TaskQAModel, folder: str | Path, tokenizer, answers: list[str], **info) -> Path:
+    """Backbone (an egokit checkpoint folder) + the head (``head.safetensors`` + ``head.json`` carrying ``info``)
+    + ``answer_set.txt``, into ``folder``."""
     folder = Path(folder)
-    save_pretrained(model.backbone, folder, tokenizer=tokenizer)
-    tmp = folder / f".{HEAD_WEIGHTS}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}, str(tmp))
-    tmp.replace(folder / HEAD_WEIGHTS)
-    write_text(folder / ANSWERS, "\n".join(answers) + "\n")
-    write_json_atomic(folder / META, {**meta, "num_answers": len(answers)})
+    save_pretrained(module.backbone, folder, tokenizer=tokenizer)
+    write_text_atomic(folder / ANSWERS, "\n".join(answers) + "\n")
+    save_head(folder, module.head, HEAD_TYPE, module.head.config, task="egotaskqa", **info)
     return folder
 
 
-def load_head_state(source: str | Path) -> dict[str, torch.Tensor] | None:
-    """The ``projector_*`` tensors of an egokit EgoTaskQA folder or an official fine-tuned ``.pth``; None if absent."""
-    source = Path(source)
-    if source.is_dir():
-        if not (source / HEAD_WEIGHTS).is_file():
-            return None
-        from safetensors.torch import load_file
-
-        return load_file(str(source / HEAD_WEIGHTS))
-    if source.is_file():
-        from egokit.checkpoint import read_official_checkpoint
-
-        state, _ = read_official_checkpoint(source)
-        head = {k: v for k, v in state.items() if k.startswith(("projector_1.", "projector_2."))}
-        return head or None
-    return None
-
-
-def build_head_from(state: dict[str, torch.Tensor], width: int, num_answers: int, where: str) -> TaskQAHead:
+def load_taskqa_head(source: str | Path | None, width: int, num_answers: int) -> TaskQAHead:
+    """The head of a fine-tuned folder (egokit's head format, or egokit 0.1's bare ``head.safetensors``) or of an
+    official fine-tuned ``.pth`` (its ``projector_*`` keys), checked against the answer set's size."""
+    path = Path(source) if source is not None else None
+    if path is not None and path.is_dir() and has_head(path):
+        head, _ = load_head(path, TaskQAHead, what="egokit train egotaskqa")
+        _check_answers(head.num_answers, num_answers, path)
+        return head
+    state = _legacy_state(path) if path is not None else None
+    if state is None:
+        raise CheckpointError(f"{source}: no EgoTaskQA head (head.json + head.safetensors, or official "
+                              "projector_1/2 keys); fine-tune one first: egokit train egotaskqa --ckpt ... data=...")
     shape = tuple(state.get("projector_2.weight", torch.empty(0)).shape)
-    if shape != (num_answers, num_answers):
-        raise CheckpointError(f"{where}: the EgoTaskQA head has {shape[0] if shape else '?'} answers but the answer set "
-                              f"has {num_answers}; evaluate with the answer_set.txt it was trained with")
+    _check_answers(shape[0] if shape else None, num_answers, path)
     head = TaskQAHead(width, num_answers)
     try:
         head.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{where}: EgoTaskQA head does not fit ({str(exc).splitlines()[0]})") from None
-    return head
+        raise CheckpointError(f"{path}: EgoTaskQA head does not fit ({str(exc).splitlines()[0]})") from None
+    return head.eval()
 
 
-def read_meta(folder: str | Path) -> dict:
-    path = Path(folder) / META
-    return json.loads(path.read_text()) if path.is_file() else {}
+def _check_answers(head_answers: int | None, num_answers: int, where: Path) -> None:
+    if head_answers != num_answers:
+        raise CheckpointError(f"{where}: the EgoTaskQA head has {head_answers or '?'} answers but the answer set "
+                              f"has {num_answers}; evaluate with the answer_set.txt it was trained with")
+
+
+def _legacy_state(path: Path) -> dict[str, torch.Tensor] | None:
+    """``projector_*`` tensors of an egokit 0.1 folder (``head.safetensors`` alone) or an official ``.pth``."""
+    if path.is_dir():
+        if not (path / HEAD_WEIGHTS).is_file():
+            return None
+        from safetensors.torch import load_file
+
+        return load_file(str(path / HEAD_WEIGHTS))
+    if path.is_file():
+        state, _ = read_official_checkpoint(path)
+        return {k: v for k, v in state.items() if k.startswith(("projector_1.", "projector_2."))} or None
+    return None

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egokit.embed import META_NAME
-from egokit.errors import DataError
+from egokit.tasks.api import FEATURES_META, DataError
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def read_annotations(path: str | Path) -> tuple[dict[str, Any], list[MQClip]]:
 
 
 def ground_truth(clips: list[MQClip]) -> list[dict[str, Any]]:
-    """Records for ``egokit.metrics.mq_map`` / ``mq_recall``."""
+    """Records for ``mq_map`` / ``mq_recall``."""
     return [{"clip_uid": c.clip_uid, "label": m.label, "start": m.start, "end": m.end} for c in clips for m in c.moments]
 
 
@@ -87,7 +86,7 @@ class MQFeatures(Dataset):
     def __init__(self, clips: list[MQClip], feature_dir: str | Path, classes: list[str]) -> None:
         self.clips, self.dir, self.classes = clips, Path(feature_dir), classes
         self.class_index = {name: i for i, name in enumerate(classes)}
-        meta_path = self.dir / META_NAME
+        meta_path = self.dir / FEATURES_META
         if not meta_path.is_file():
             raise DataError(f"{meta_path} not found: extract features with `egokit embed --recipe egovlpv2-mq`")
         self.videos = json.loads(meta_path.read_text())["videos"]
@@ -110,7 +109,7 @@ class MQFeatures(Dataset):
 def segments_in_cells(clip: MQClip, times: np.ndarray, class_index: dict[str, int]) -> torch.Tensor:
     """(n, 3) rows (start, end, class) of the clip's known-class moments in step cells: a time ``t`` maps to
     ``(t - times[0]) / step + 0.5`` with ``step`` the mean spacing of the step centres (as the MQ task uses)."""
-    step = max(float(times[-1] - times[0]) / max(len(times) - 1, 1), 1e-3)  # = egokit_mq.task._step
+    step = max(float(times[-1] - times[0]) / max(len(times) - 1, 1), 1e-3)  # = egokit_mq.heads.step_seconds
     rows = [((m.start - times[0]) / step + 0.5, (m.end - times[0]) / step + 0.5, class_index[m.label])
             for m in clip.moments if m.label in class_index]
     return torch.tensor(rows, dtype=torch.float32).reshape(-1, 3)

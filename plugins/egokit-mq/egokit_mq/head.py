@@ -1,7 +1,7 @@
 """Anchor-free temporal detection head (ActionFormer-lite) for EgoMQ.
 
 egokit's own head (``head_type=anchor-free``; the default is VSGN) replaces the official VSGN (anchors at 5 pyramid
-levels, graph convolutions, two-stage boundary adjustment, spec §5.5) with a single-scale anchor-free head: a
+levels, graph convolutions, two-stage boundary adjustment) with a single-scale anchor-free head: a
 temporal conv stem, a small pre-LN transformer, and per time step a sigmoid score per class (focal loss) plus
 distances to the moment's start and end (1-D IoU loss), decoded with per-class NMS. It is much smaller and has no
 anchor hyper-parameters. The VSGN re-implementation (``head_type=vsgn``, ``egokit_mq.vsgn``) is the default:

@@ -1,7 +1,7 @@
 """VSGN-style detection head (``head_type=vsgn``): the official EgoMQ baseline, re-written from the paper.
 
 Zhao et al., "Video Self-Stitching Graph Network for Temporal Action Localization" (ICCV 2021), as used by the
-Ego4D / EgoVLPv2 EgoMQ baseline (spec §5.5). Written from the paper's description, not from the official code.
+Ego4D / EgoVLPv2 EgoMQ baseline. Written from the paper's description, not from the official code.
 Coordinates are in *cells*: step ``i`` of a clip covers ``[i, i + 1)`` (its centre time is ``times[i]``).
 
 1. **xGPN** (cross-scale graph pyramid): ``Conv1d(k3)+ReLU`` input projection; an encoder of ``levels`` xGN

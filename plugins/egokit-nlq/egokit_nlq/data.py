@@ -22,8 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from egokit.embed import META_NAME
-from egokit.errors import DataError
+from egokit.tasks.api import FEATURES_META, DataError
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ class NLQFeatures(Dataset):
                  max_len: int = 256) -> None:
         self.queries, self.dir, self.max_len = queries, Path(feature_dir), max_len
         self.text, self.text_mask = text, text_mask
-        meta_path = self.dir / META_NAME
+        meta_path = self.dir / FEATURES_META
         if not meta_path.is_file():
             raise DataError(f"{meta_path} not found: extract features with `egokit embed` (or let the task do it)")
         meta = json.loads(meta_path.read_text())

@@ -1,7 +1,7 @@
 """Span head for NLQ: a small pre-LN transformer over [query tokens; video steps] with start/end/highlight outputs.
 
 egokit's own head (``head_type=span``; the default is VSLNet) replaces VSLNet (official: conv encoders,
-context-query attention, conditioned predictor, spec §5.4) with a joint-attention encoder of the same width (128):
+context-query attention, conditioned predictor) with a joint-attention encoder of the same width (128):
 every video step attends to every query token and to every other step. It keeps VSLNet's training signal -- start
 and end cross-entropy plus a highlight BCE on the steps inside the answer (official weight 5) -- and its inference:
 outer product of start and end probabilities, upper triangle, top-k spans. The VSLNet re-implementation

@@ -1,7 +1,7 @@
 """VSLNet-style span head (``head_type=vslnet``, the default): the official EgoNLQ head, re-written from the paper.
 
 Zhang et al., "Span-based Localizing Network for Natural Language Video Localization" (ACL 2020), as used by the
-official EgoNLQ pipeline (spec §5.4). Written from the paper's description, not from the official code:
+official EgoNLQ pipeline. Written from the paper's description, not from the official code:
 
 1. **Projection**: video features -> dropout + linear (``dim``); query token states -> linear (``dim``).
 2. **Shared feature encoder** (applied to video and query alike): learned positions, ``conv_layers`` residual

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from egokit.errors import DataError
+from egokit.tasks.api import DataError
 
 VIDEOS = ("P01", "P02", "P03", "P04")
 #: Concept names the official prompts rename to plain words.

@@ -15,10 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from egokit.data.transforms import EvalTransform, normalize_video
-from egokit.engine.features import tokenize_texts
-from egokit.summarize.scoring import shot_features
-
+from egokit.tasks.api import EvalTransform, normalize_video, shot_features, tokenize_texts
 from egokit_qfvs.data import QFVSVideo
 
 

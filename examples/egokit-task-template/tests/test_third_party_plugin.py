@@ -1,7 +1,7 @@
 """Third-party task packages: built from the template, pip-installed into a throwaway folder, run by the CLI.
 
-Broken packages (an import error, a ``make_task`` that returns something else) must be reported with their package
-name as one line (exit code 2, no traceback) while the other tasks keep working.
+Broken packages (an import error, an entry point that names something other than a Task) must be reported with
+their package name as one line (exit code 2, no traceback) while the other tasks keep working.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.conftest import COLOURS, write_colour_video
+from egokit.tasks.api import colour_segments_video
+from egokit.testing import tiny_checkpoint
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "examples" / "egokit-task-template"
+TEMPLATE = Path(__file__).resolve().parents[1]
+COLOURS = ((220, 40, 40), (40, 200, 40))
+CAPTIONS = ["a video of a red square", "someone opens the fridge"]
 
 
 def _from_template(dest: Path, dist: str, module: str, task: str) -> Path:
     """Copy the template, renaming distribution, module and task (what a user does to start a plugin)."""
-    shutil.copytree(TEMPLATE, dest, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
+    shutil.copytree(TEMPLATE, dest, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build", "tests"))
     (dest / "egokit_task_template").rename(dest / module)
     for path in [dest / "pyproject.toml", *(dest / module).iterdir()]:
         text = path.read_text()
@@ -61,13 +63,18 @@ def site(tmp_path_factory) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", CAPTIONS + ["a person puts down the knife"])
+
+
 def _egokit(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "egokit", *map(str, args)], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=300)
 
 
-def test_installed_plugin_is_listed_and_evaluates(site, tiny_checkpoint, tmp_path):
+def test_installed_plugin_is_listed_and_evaluates(site, checkpoint, tmp_path):
     listing = _egokit(site, "tasks", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     rows = {line.split("│")[1].strip(): line for line in listing.stdout.splitlines() if line.count("│") >= 4}
@@ -80,10 +87,10 @@ def test_installed_plugin_is_listed_and_evaluates(site, tiny_checkpoint, tmp_pat
     with (data / "captions.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["video", "caption"])
-        for i, caption in enumerate(["a video of a red square", "someone opens the fridge"]):
-            write_colour_video(data / f"clip{i}.mp4", [(COLOURS[i], 1.0)], seed=i)
+        for i, caption in enumerate(CAPTIONS):
+            colour_segments_video(data / f"clip{i}.mp4", [(COLOURS[i], 1.0)], seed=i)
             writer.writerow([f"clip{i}.mp4", caption])
-    result = _egokit(site, "eval", "acme-retrieval", "--ckpt", tiny_checkpoint, "-o", tmp_path / "out",
+    result = _egokit(site, "eval", "acme-retrieval", "--ckpt", checkpoint, "-o", tmp_path / "out",
                      f"data={data}", "num_frames=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "out" / "acme-retrieval_results.json").read_text())
@@ -91,12 +98,43 @@ def test_installed_plugin_is_listed_and_evaluates(site, tiny_checkpoint, tmp_pat
     assert record["metrics"]["v2t_r1"] in (0.0, 50.0, 100.0) and record["config"]["options"]["num_frames"] == 2
 
 
+def test_synth_train_eval(site, tmp_path):
+    """`egokit synth --task` writes the template's data, then the train and eval commands it suggests run."""
+    data = tmp_path / "data"
+    synth = _egokit(site, "synth", "--task", "acme-retrieval", data, "--no-model", cwd=tmp_path)
+    assert synth.returncode == 0, synth.stderr
+    texts = set()
+    for name in ("captions.csv", "train.csv"):
+        with (data / name).open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert rows and all((data / row["video"]).is_file() for row in rows)
+        texts.update(row["caption"] for row in rows)
+    suggested = next(line for line in synth.stdout.splitlines() if "egokit train acme-retrieval" in line)
+    options = [token for token in suggested.split() if "=" in token]
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", sorted(texts))
+
+    train = _egokit(site, "train", "acme-retrieval", "--ckpt", ckpt, "--data", data, "-o", tmp_path / "run",
+                    *options, "num_frames=2", cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    trained = json.loads((tmp_path / "run" / "acme-retrieval_train_results.json").read_text())
+    assert trained["metrics"]["steps"] > 0 and 0 <= trained["metrics"]["best"]["t2v_r1"] <= 100
+    model = tmp_path / "run" / "checkpoint"
+    assert (model / "config.json").is_file() and (model / "model.safetensors").is_file()
+
+    evaluated = _egokit(site, "eval", "acme-retrieval", "--ckpt", model, "--data", data, "-o", tmp_path / "eval",
+                        *options, "num_frames=2", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads((tmp_path / "eval" / "acme-retrieval_results.json").read_text())["metrics"]
+    assert metrics["num_videos"] == 4 and {metrics["v2t_r1"], metrics["t2v_r1"]} <= {0.0, 25.0, 50.0, 75.0, 100.0}
+    assert metrics["t2v_r1"] == pytest.approx(trained["metrics"]["best"]["t2v_r1"])
+
+
 @pytest.mark.parametrize("task,package,reason", [
     ("broken-import", "broken-import-plugin", "ModuleNotFoundError"),
-    ("broken-spec", "broken-spec-plugin", "is not a TaskSpec"),
+    ("broken-spec", "broken-spec-plugin", "is not a Task subclass"),
 ])
-def test_broken_plugin_is_reported_with_its_package(site, tiny_checkpoint, tmp_path, task, package, reason):
-    result = _egokit(site, "eval", task, "--ckpt", tiny_checkpoint, cwd=tmp_path)
+def test_broken_plugin_is_reported_with_its_package(site, checkpoint, tmp_path, task, package, reason):
+    result = _egokit(site, "eval", task, "--ckpt", checkpoint, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]

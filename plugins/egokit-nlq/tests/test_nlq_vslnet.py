@@ -11,19 +11,33 @@ import numpy as np
 import pytest
 import torch
 
-from egokit.errors import ConfigError
-from egokit.metrics import nlq_recall
-from egokit.recipes import build, read_yaml
+from egokit.tasks.api import ConfigError, FeatureSplit, HeadTraining, nlq_recall
+from egokit.tasks.options import recipe_drift, resolve_options
+from egokit_nlq import NLQ, NLQOptions
+from egokit_nlq.head import SpanHead, span_loss, top_spans
+from egokit_nlq.vslnet import VSLNetHead
 
-pytest.importorskip("egokit_nlq", reason="install with: pip install -e plugins/egokit-nlq")
+TASK = NLQ()
+HEAD_DEFAULTS = {name: TASK.heads[name].defaults for name in TASK.heads.names()}
 
-from egokit_nlq.head import SpanHead, span_loss, top_spans  # noqa: E402
-from egokit_nlq.task import (DEFAULT_HEAD, HEAD_DEFAULTS, LEGACY_HEAD, NLQOptions, build_head,  # noqa: E402
-                             default_options, load_head, save_head)
-from egokit_nlq.vslnet import VSLNetHead  # noqa: E402
-from tests.plugins.test_nlq import _toy  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+def build_head(options: NLQOptions, video_dim: int, text_dim: int):
+    """The head ``options.head_type`` names for features of these widths, built as training builds it: options
+    left unset take the head's own defaults."""
+    options = TASK.resolved(options)
+    return TASK.heads[options.head_type].build(options, _split(video_dim, text_dim))
+
+
+def _split(video_dim: int, text_dim: int) -> FeatureSplit:
+    return FeatureSplit([{"video": torch.zeros(4, video_dim), "text": torch.zeros(2, text_dim)}])
+
+
+def save_head(head, folder: Path, options: NLQOptions) -> Path:
+    return TASK.save_head(head, folder, options, _split(head.config["video_dim"], head.config["text_dim"]))
+
+
+def load_head(folder: Path):
+    return TASK.load_head(folder, NLQOptions())
 
 
 def _recall(pred: torch.Tensor, spans: torch.Tensor) -> dict[str, float]:
@@ -35,9 +49,9 @@ def _recall(pred: torch.Tensor, spans: torch.Tensor) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("predictor", ["encoder", "lstm"])
-def test_vslnet_learns_to_localise_the_queried_event(predictor):
+def test_vslnet_learns_to_localise_the_queried_event(predictor, toy):
     torch.manual_seed(0)
-    video, text, spans = _toy(128, np.random.default_rng(0))
+    video, text, spans = toy(128, np.random.default_rng(0))
     head = VSLNetHead(6, 6, dim=32, heads=4, conv_layers=2, max_len=32, max_text=3, dropout=0.0, predictor=predictor)
     opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
     vmask, tmask = torch.ones(128, 32, dtype=torch.bool), torch.ones(128, 3, dtype=torch.bool)
@@ -48,7 +62,7 @@ def test_vslnet_learns_to_localise_the_queried_event(predictor):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    test_video, test_text, test_spans = _toy(64, np.random.default_rng(1))
+    test_video, test_text, test_spans = toy(64, np.random.default_rng(1))
     head.eval()
     with torch.no_grad():
         s, e, _ = head(test_video, vmask[:64], test_text, tmask[:64])
@@ -111,35 +125,38 @@ def test_head_save_load_round_trip_is_identical(tmp_path, head_type):
 
 
 def test_unset_sizes_and_lr_take_the_chosen_heads_own_defaults():
-    default = NLQOptions().resolved()
-    assert default.head_type == DEFAULT_HEAD == "vslnet"
+    default = TASK.resolved(NLQOptions())
+    assert default.head_type == TASK.heads.default == "vslnet"
     assert (default.heads, default.layers, default.dropout) == (8, 4, 0.2)  # the official VSLNet sizes
-    assert default.lr == HEAD_DEFAULTS["vslnet"]["lr"]
-    span = NLQOptions(head_type="span").resolved()
-    assert (span.heads, span.layers, span.dropout, span.lr) == tuple(HEAD_DEFAULTS["span"][k] for k in
-                                                                    ("heads", "layers", "dropout", "lr"))
-    explicit = NLQOptions(head_type="span", heads=2, lr=5e-4).resolved()
-    assert (explicit.heads, explicit.layers, explicit.lr) == (2, HEAD_DEFAULTS["span"]["layers"], 5e-4)
+    assert default.finetune.lr == HEAD_DEFAULTS["vslnet"]["lr"]
+    span = TASK.resolved(NLQOptions(head_type="span"))
+    assert (span.heads, span.layers, span.dropout, span.finetune.lr) == tuple(HEAD_DEFAULTS["span"][k] for k in
+                                                                              ("heads", "layers", "dropout", "lr"))
+    explicit = TASK.resolved(NLQOptions(head_type="span", heads=2, finetune=HeadTraining(lr=5e-4)))
+    assert (explicit.heads, explicit.layers, explicit.finetune.lr) == (2, HEAD_DEFAULTS["span"]["layers"], 5e-4)
     head = build_head(NLQOptions(dim=16, max_len=20, text_length=4), 6, 5)  # unresolved options: same defaults
     assert isinstance(head, VSLNetHead) and head.config["heads"] == 8 and head.config["conv_layers"] == 4
-    # the plugin's own defaults and the shipped recipe say the same as the dataclass
-    recipe = Path(__file__).resolve().parents[2] / "recipes" / "nlq.yaml"
-    for data in (default_options(), read_yaml(recipe)):
-        assert build(NLQOptions, data).resolved() == default
+    # the packaged recipe says the same as the dataclass
+    assert recipe_drift(TASK) == []
+    assert TASK.resolved(resolve_options(TASK)) == default
     with pytest.raises(ConfigError, match="head_type must be one of vslnet, span"):
-        NLQOptions(head_type="transformer").resolved()
+        TASK.resolved(NLQOptions(head_type="transformer"))
+    with pytest.raises(ConfigError, match="head_type must be one of vslnet, span"):
+        resolve_options(TASK, overrides=["head_type=transformer"])
 
 
 def test_head_saved_before_head_type_was_recorded_loads_as_the_span_head(tmp_path):
     # head.json without "head_type" comes from the time when the span head was the only (default) one: it must load
     # as SpanHead whatever the current default is
-    assert LEGACY_HEAD == "span" != DEFAULT_HEAD
+    assert NLQ.legacy_head == "span" != TASK.heads.default
     torch.manual_seed(0)
     options = NLQOptions(head_type="span", dim=16, heads=2, layers=1, max_len=20, text_length=4)
     head = build_head(options, 6, 5).eval()
     folder = save_head(head, tmp_path / "head", options)
     info = json.loads((folder / "head.json").read_text())
     del info["head_type"]
+    # exactly what that release wrote: the config and the task's keys, no format version
+    info = {k: info[k] for k in ("config", "feature_recipe", "text_length")}
     (folder / "head.json").write_text(json.dumps(info))
     again, loaded = load_head(folder)
     assert type(again) is SpanHead and "head_type" not in loaded

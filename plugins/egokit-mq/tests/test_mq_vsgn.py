@@ -5,26 +5,30 @@ and head folders saved before head_type was recorded still load as the anchor-fr
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from egokit.errors import ConfigError
-from egokit.metrics import mq_map
-from egokit.recipes import build, read_yaml
+from egokit.tasks.api import ConfigError, FeatureSplit, mq_map
+from egokit.tasks.options import recipe_drift, resolve_options
+from egokit_mq import MQOptions, MQTask, MQTraining
+from egokit_mq.data import MQClip, Moment, collate, segments_in_cells
+from egokit_mq.head import DetectionHead
+from egokit_mq.heads import build_head
+from egokit_mq.vsgn import VSGNHead, vsgn_detections, vsgn_loss
 
-pytest.importorskip("egokit_mq", reason="install with: pip install -e plugins/egokit-mq")
+TASK = MQTask()
+DEFAULT_HEAD, LEGACY_HEAD = TASK.heads.default, TASK.legacy_head
+HEAD_DEFAULTS = {name: TASK.heads[name].defaults for name in TASK.heads.names()}
 
-from egokit_mq.data import MQClip, Moment, collate, segments_in_cells  # noqa: E402
-from egokit_mq.head import DetectionHead  # noqa: E402
-from egokit_mq.task import (DEFAULT_HEAD, HEAD_DEFAULTS, LEGACY_HEAD, MQOptions, build_head,  # noqa: E402
-                            default_options, load_head, save_head)
-from egokit_mq.vsgn import VSGNHead, vsgn_detections, vsgn_loss  # noqa: E402
-from tests.plugins.test_mq import _toy  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+def save_head(head, folder, options, classes):
+    return TASK.save_head(head, folder, options, FeatureSplit(None, info={"classes": classes}))
+
+
+def load_head(folder):
+    return TASK.load_head(folder, MQOptions())
 
 
 def _segments(clips, times):
@@ -40,9 +44,9 @@ def test_segments_are_in_step_cells():
     assert segments_in_cells(clip, times, {"a": 4}).tolist() == [[2.0, 6.0, 4.0]]
 
 
-def test_vsgn_learns_moments_on_deterministic_features():
+def test_vsgn_learns_moments_on_deterministic_features(toy):
     torch.manual_seed(0)
-    feats, clips = _toy(96, np.random.default_rng(0))
+    feats, clips = toy(96, np.random.default_rng(0))
     times = np.arange(40) + 0.5
     segments = _segments(clips, times)
     head = VSGNHead(6, 3, dim=32, levels=4, head_layers=1)
@@ -54,7 +58,7 @@ def test_vsgn_learns_moments_on_deterministic_features():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    test_feats, test_clips = _toy(24, np.random.default_rng(1))
+    test_feats, test_clips = toy(24, np.random.default_rng(1))
     head.eval()
     with torch.no_grad():
         out = head(test_feats, torch.ones(24, 40, dtype=torch.bool))
@@ -111,20 +115,21 @@ def test_head_save_load_round_trip_is_identical(tmp_path, head_type):
 
 
 def test_unset_depth_and_lr_take_the_chosen_heads_own_defaults():
-    default = MQOptions().resolved()
+    default = TASK.resolved(MQOptions())
     assert default.head_type == DEFAULT_HEAD == "vsgn"
-    assert (default.layers, default.lr) == (HEAD_DEFAULTS["vsgn"]["layers"], HEAD_DEFAULTS["vsgn"]["lr"])
-    anchor_free = MQOptions(head_type="anchor-free").resolved()
-    assert (anchor_free.layers, anchor_free.lr) == (HEAD_DEFAULTS["anchor-free"]["layers"],
-                                                    HEAD_DEFAULTS["anchor-free"]["lr"])
-    assert MQOptions(layers=3, lr=1e-4).resolved().layers == 3
+    assert (default.layers, default.finetune.lr) == (HEAD_DEFAULTS["vsgn"]["layers"], HEAD_DEFAULTS["vsgn"]["lr"])
+    anchor_free = TASK.resolved(MQOptions(head_type="anchor-free"))
+    assert (anchor_free.layers, anchor_free.finetune.lr) == (HEAD_DEFAULTS["anchor-free"]["layers"],
+                                                             HEAD_DEFAULTS["anchor-free"]["lr"])
+    assert TASK.resolved(MQOptions(layers=3, finetune=MQTraining(lr=1e-4))).layers == 3
     head = build_head(MQOptions(dim=16), 6, 3)  # unresolved options: same defaults
     assert isinstance(head, VSGNHead) and head.config["head_layers"] == HEAD_DEFAULTS["vsgn"]["layers"]
-    recipe = Path(__file__).resolve().parents[2] / "recipes" / "mq.yaml"
-    for data in (default_options(), read_yaml(recipe)):
-        assert build(MQOptions, data).resolved() == default
+    # the packaged recipe (mq.yaml) states the same defaults
+    assert TASK.resolved(resolve_options(TASK)) == default and recipe_drift(TASK) == []
     with pytest.raises(ConfigError, match="head_type must be one of vsgn, anchor-free"):
-        MQOptions(head_type="actionformer").resolved()
+        TASK.resolved(MQOptions(head_type="actionformer"))
+    with pytest.raises(ConfigError, match="head_type must be one of vsgn, anchor-free"):
+        resolve_options(TASK, overrides=["head_type=actionformer"])
 
 
 def test_head_saved_before_head_type_was_recorded_loads_as_the_anchor_free_head(tmp_path):
@@ -136,7 +141,8 @@ def test_head_saved_before_head_type_was_recorded_loads_as_the_anchor_free_head(
     head = build_head(options, 6, 3).eval()
     folder = save_head(head, tmp_path / "head", options, ["a", "b", "c"])
     info = json.loads((folder / "head.json").read_text())
-    del info["head_type"]
+    for key in ("head_type", "format", "task"):  # the head.json of that time: config, feature_recipe, classes
+        del info[key]
     (folder / "head.json").write_text(json.dumps(info))
     again, loaded = load_head(folder)
     assert type(again) is DetectionHead and "head_type" not in loaded and loaded["classes"] == ["a", "b", "c"]

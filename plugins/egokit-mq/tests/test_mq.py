@@ -1,6 +1,6 @@
 """EgoMQ plugin: `egokit train mq` -> `egokit eval mq` with the default head (VSGN) through `egokit embed` features,
 well above a trivial baseline, with the official mAP/recall; the anchor-free head (``head_type=anchor-free``) learns
-moments and runs the same flow."""
+moments and runs the same flow; `egokit synth --task mq` data runs train -> eval with a random tiny model."""
 
 from __future__ import annotations
 
@@ -9,18 +9,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from egokit.cli.main import app
-from egokit.metrics import mq_map
-from tests.conftest import micro_config
+from egokit.tasks.api import TaskContext, mq_map
+from egokit.testing import cpu_accelerator, run_cli, tiny_checkpoint
+from egokit_mq import MQOptions, MQTask, MQTraining
+from egokit_mq.data import MQClip, Moment, targets
+from egokit_mq.head import DetectionHead, decode, detection_loss
 
-pytest.importorskip("egokit_mq", reason="install with: pip install -e plugins/egokit-mq")
-
-from egokit_mq.data import MQClip, Moment, targets  # noqa: E402
-from egokit_mq.head import DetectionHead, decode, detection_loss  # noqa: E402
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+TASK = MQTask()
 
 
 def test_targets_assign_the_shortest_moment():
@@ -30,22 +26,9 @@ def test_targets_assign_the_shortest_moment():
     assert dist.tolist() == [[0, 0], [0.5, 0.5], [4.0, 1.0]]
 
 
-def _toy(n: int, rng: np.random.Generator, steps: int = 40, dim: int = 6):
-    feats = rng.normal(0, 0.3, (n, steps, dim)).astype(np.float32)
-    clips = []
-    for i in range(n):
-        cuts = np.sort(rng.choice(np.arange(1, steps - 1), 6, replace=False))
-        moments = []
-        for c, (a, b) in enumerate(zip(cuts[0::2], cuts[1::2])):
-            feats[i, a:b + 1, c] += 2.0
-            moments.append(Moment(str(c), float(a), float(b + 1)))
-        clips.append(MQClip(f"c{i}", float(steps), tuple(moments)))
-    return torch.from_numpy(feats), clips
-
-
-def test_detection_head_learns_moments_on_deterministic_features():
+def test_detection_head_learns_moments_on_deterministic_features(toy):
     torch.manual_seed(0)
-    feats, clips = _toy(96, np.random.default_rng(0))
+    feats, clips = toy(96, np.random.default_rng(0))
     times = torch.arange(40).float() + 0.5
     index = {"0": 0, "1": 1, "2": 2}
     labels, dist = zip(*(targets(c, times.numpy(), index) for c in clips))
@@ -60,7 +43,7 @@ def test_detection_head_learns_moments_on_deterministic_features():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    test_feats, test_clips = _toy(24, np.random.default_rng(1))
+    test_feats, test_clips = toy(24, np.random.default_rng(1))
     head.eval()
     with torch.no_grad():
         logits, d = head(test_feats, torch.ones(24, 40, dtype=torch.bool))
@@ -74,25 +57,11 @@ def test_detection_head_learns_moments_on_deterministic_features():
     assert ours["mAP@0.5"] >= base["mAP@0.5"] + 50, (ours, base)
 
 
-@pytest.fixture(scope="module")
-def mq_setup(tmp_path_factory):
-    from egokit.checkpoint import save_pretrained
-    from egokit.models import EgoVLPv2
-    from tests.embed.synth_clips import make_split
-
-    root = tmp_path_factory.mktemp("mq_data")
-    make_split(root, "train", 12, seed=0)
-    make_split(root, "val", 4, seed=1)
-    torch.manual_seed(0)
-    save_pretrained(EgoVLPv2(micro_config()), root / "ckpt")
-    return root
-
-
-def run_cli(*args) -> None:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None:
-        raise result.exception
-    assert result.exit_code == 0, result.output
+def _run(root, out, **options):
+    """``task.train`` / ``task.evaluate`` called directly, as a plugin's own code would."""
+    ctx = TaskContext(accelerator=cpu_accelerator(), checkpoint=str(root / "ckpt"), output_dir=out,
+                      fusion_mode=TASK.fusion_mode, task_name=TASK.name)
+    return ctx, MQOptions(data=str(root), features=str(root / "features"), **options)
 
 
 def _baseline(root) -> float:
@@ -110,11 +79,12 @@ def test_default_head_train_then_eval_via_the_cli(mq_setup, tmp_path):
     root = mq_setup
     common = ["--ckpt", root / "ckpt", "-o", tmp_path, f"data={root}", f"features={root / 'features'}",
               "feature_recipe=egovlpv2-mq-backbone"]
-    run_cli("train", "mq", *common, "dim=32", "epochs=15", "batch_size=4")
+    run_cli("train", "mq", *common, "dim=32", "finetune.epochs=15", "finetune.batch_size=4")
     meta = json.loads((root / "features" / "egovlpv2-mq-backbone" / "embed_meta.json").read_text())
     assert meta["recipe"]["frames_per_window"] == 16 and meta["videos"]["clip-val000"]["num_windows"] == 37
     trained = json.loads((tmp_path / "mq_train_results.json").read_text())
-    options = trained["config"]["options"]
+    assert trained["config"]["options"]["head_type"] is None  # what was asked; what ran is in details
+    options = trained["config"]["details"]["options"]
     assert options["head_type"] == "vsgn" and options["layers"] == 2
     info = json.loads((tmp_path / "mq_head" / "head.json").read_text())
     assert info["head_type"] == "vsgn" and info["config"]["head_layers"] == 2
@@ -125,27 +95,49 @@ def test_default_head_train_then_eval_via_the_cli(mq_setup, tmp_path):
     run_cli("eval", "mq", *common)
     again = json.loads((tmp_path / "mq_results.json").read_text())
     assert again["metrics"]["average_mAP"] == pytest.approx(trained["metrics"]["average_mAP"])
-    assert again["config"]["options"]["head_info"]["head_type"] == "vsgn"
+    assert again["config"]["details"]["head_info"]["head_type"] == "vsgn"
 
 
 def test_anchor_free_head_train_and_eval_on_embed_features(mq_setup, tmp_path):
-    from accelerate import Accelerator
-
-    from egokit.tasks.context import TaskContext
-    from egokit.tasks.registry import get_task
-
     root = mq_setup
-
-    def ctx(**options):
-        return TaskContext(accelerator=Accelerator(cpu=True), checkpoint=str(root / "ckpt"), output_dir=tmp_path,
-                           options={"data": str(root), "features": str(root / "features"), **options})
-
-    task = get_task("mq")
-    result = task.train(ctx(head_type="anchor-free", feature_recipe="egovlpv2-mq-backbone", epochs=60, batch_size=4,
-                            dim=32, layers=1, dropout=0.0, lr=2e-3))
-    assert result["config"]["head_type"] == "anchor-free"
-    assert result["metrics"]["average_mAP"] >= _baseline(root) + 25, result["metrics"]
+    training = MQTraining(epochs=60, batch_size=4, lr=2e-3)
+    ctx, options = _run(root, tmp_path, head_type="anchor-free", feature_recipe="egovlpv2-mq-backbone", dim=32,
+                        layers=1, dropout=0.0, finetune=training)
+    result = TASK.train(ctx, options)
+    assert result.details["options"]["head_type"] == "anchor-free"
+    assert result.metrics["average_mAP"] >= _baseline(root) + 25, result.metrics
     assert json.loads((tmp_path / "mq_head" / "head.json").read_text())["head_type"] == "anchor-free"
     # no head_type given at evaluation: the saved head decides
-    again = task.evaluate(ctx(feature_recipe="egovlpv2-mq-backbone"))
-    assert again["metrics"]["average_mAP"] == pytest.approx(result["metrics"]["average_mAP"])
+    again = TASK.evaluate(*_run(root, tmp_path, feature_recipe="egovlpv2-mq-backbone"))
+    assert again.metrics["average_mAP"] == pytest.approx(result.metrics["average_mAP"])
+
+
+def test_synthetic_dataset_trains_and_evaluates_end_to_end(tmp_path):
+    """`egokit synth --task mq OUT` -> `egokit train mq` -> `egokit eval mq` with a random tiny checkpoint and the
+    default options (official feature recipe, VSGN)."""
+    summary = TASK.synth(tmp_path / "data", seed=3)
+    data = tmp_path / "data"
+    assert summary["options"] == {"data": str(data)}
+    gt = json.loads((data / "moments_val.json").read_text())
+    labels = {lab["label"] for v in gt["videos"] for c in v["clips"] for a in c["annotations"] for lab in a["labels"]}
+    classes = json.loads((data / "moment_classes_idx.json").read_text())
+    assert labels <= set(summary["texts"]) and labels <= set(classes)
+    assert len(list((data / "videos").glob("*.mp4"))) == 16
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", summary["texts"])
+    common = ["--ckpt", ckpt, "--data", summary["options"]["data"], "-o", tmp_path / "run"]
+    run_cli("train", "mq", *common)
+    trained = json.loads((tmp_path / "run" / "mq_train_results.json").read_text())
+    assert trained["config"]["details"]["options"]["feature_recipe"] == "egovlpv2-mq"
+    assert (tmp_path / "run" / "mq_head" / "head.safetensors").is_file()
+    run_cli("eval", "mq", *common)
+    results = json.loads((tmp_path / "run" / "mq_results.json").read_text())
+    metrics = results["metrics"]
+    for spec in TASK.metrics:
+        assert 0.0 <= metrics[spec.name] <= 100.0, (spec.name, metrics)
+        assert metrics[spec.name] == pytest.approx(trained["metrics"][spec.name])
+    assert metrics["average_mAP"] >= _baseline(data) + 25, metrics  # a random tiny model's features suffice
+    assert results["artifacts"]["predictions"] == str(tmp_path / "run" / "mq_detections.json")
+    detections = json.loads((tmp_path / "run" / "mq_detections.json").read_text())
+    assert detections["version"] == "1.0" and detections["results"]
+    assert {d["clip_uid"] for d in detections["results"]} <= {f"clip-val{v:03d}" for v in range(4)}
+    assert all(0.0 <= d["start"] <= d["end"] <= 20.0 and d["label"] in labels for d in detections["results"])
