@@ -3,7 +3,7 @@
     python bench/heads.py [--seeds 3] [--lrs 1e-3,3e-3,1e-2] [--dim 64] [--nlq-epochs 12] [--mq-epochs 15]
                           [--only nlq|mq] [--verbose] [--json out.json]
 
-Data: synthetic feature sequences built like the plugin tests' (``egokit-nlq/tests/test_nlq.py`` / ``test_mq.py``:
+Data: synthetic feature sequences built like the plugin tests' (``plugins/egokit-nlq/tests`` / ``plugins/egokit-mq/tests``:
 noise plus a class-specific feature pattern inside each event), made harder so that no head saturates: N(0, 1)
 noise on every one of 32 channels, a random class direction of norm 2.5 (NLQ) / 1.6 (MQ) times U(0.7, 1.3)
 added inside the events, variable clip lengths (padding), events of log-uniform length. NLQ: clips of 32-64
@@ -11,17 +11,17 @@ steps with 4 events of 8 classes and one query per event (3-6 unit-norm text tok
 class's vector, the others filler words, + N(0, 0.1) noise). MQ: clips of 48-96 steps with 2-5 moments (2-32
 steps) of 6 classes. Train / val / test are drawn with different seeds from the same class vectors.
 
-Protocol (identical for both heads of a task): the task's own code paths (``build_head``, ``head_loss``,
-``predict``, the official metrics) and training loop (AdamW, NLQ linear decay / MQ cosine, clip 1.0), the same
-epochs and batches; width 64 for every head (``--dim``); otherwise each head's own defaults, the tasks'
-``HEAD_DEFAULTS`` (span: 4 heads, 2 layers, dropout 0.1; VSLNet: 8 heads at width 128, scaled with the width to
+Protocol (identical for both heads of a task): the task's own code paths (its ``HeadRegistry``: each head's
+``build``, ``loss`` and ``predict``; ``FeatureHeadTask.fit_head`` / ``predict``, the official metrics) and training loop (AdamW, NLQ linear decay / MQ cosine, clip 1.0), the same
+epochs and batches; width 64 for every head (``--dim``); otherwise each head's own defaults, its
+``HeadSpec.defaults`` (span: 4 heads, 2 layers, dropout 0.1; VSLNet: 8 heads at width 128, scaled with the width to
 keep their size (4 at 64), 4 conv layers, dropout 0.2; anchor-free: 4 heads, 2 layers, dropout 0.1; VSGN: 5 levels,
 12 neighbours, anchor scales 1 and 10, head towers of 2 layers (official 4)). The learning rate is chosen per head
 from the same sweep by the val metric of seed 0 (NLQ mIoU, MQ average mAP); the chosen rate is trained with
 ``--seeds`` seeds (seed 0 reused) and reported on **test** as mean ± std. CPU, one thread by default.
 
 egokit's defaults follow this comparison: the official heads win both tasks, so ``head_type`` defaults to
-``vslnet`` (NLQ) and ``vsgn`` (MQ), and each head's default learning rate (``HEAD_DEFAULTS``) is the one this sweep
+``vslnet`` (NLQ) and ``vsgn`` (MQ), and each head's default learning rate (``HeadSpec.defaults``) is the one this sweep
 chooses at the tasks' default width, ``--dim 128 --lrs 3e-4,1e-3,3e-3,1e-2`` (the best rate falls as the width grows,
 so the width-64 choices do not carry over). The run ends by naming the better head of each task next to the
 default.

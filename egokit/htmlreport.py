@@ -28,7 +28,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;background:#15171
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}p.sub{color:#9aa;margin:0 0 16px;font-size:13px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:14px}
 figure{margin:0;background:#22262b;border-radius:8px;overflow:hidden;border:2px solid transparent}
-figure.sel{border-color:#f2b134}figure img{width:100%;display:block;aspect-ratio:16/9;object-fit:contain;background:#000}
+figure.sel{border-color:#f2b134}
+figure img{width:100%;display:block;aspect-ratio:16/9;object-fit:contain;background:#000}
 figcaption{padding:6px 8px 8px;font-size:13px;line-height:1.45}
 .rank{font-weight:700;color:#f2b134}.vid{color:#9cd;word-break:break-all}.t{font-family:ui-monospace,monospace}
 .bar{height:5px;background:#3a3f45;border-radius:3px;margin-top:4px}.bar>span{display:block;height:5px;
@@ -155,8 +156,9 @@ def _timeline(shots: Sequence[tuple[float, float, float, bool]], video: str | os
 def summary_page(summary, moments: Sequence[Moment], page_dir: str | os.PathLike) -> str:
     """A summary's page: query, scorer and budget, the score timeline of every shot, the selected shots' cards."""
     page_dir = Path(page_dir)
-    shots = [(s.start, s.end, float(sc), s.index in set(summary.selected)) for s, sc in zip(summary.shots, summary.scores)]
-    chosen = sum(s.duration for i, s in enumerate(summary.shots) if i in set(summary.selected))
+    selected = set(summary.selected)
+    shots = [(s.start, s.end, float(sc), s.index in selected) for s, sc in zip(summary.shots, summary.scores)]
+    chosen = sum(s.duration for i, s in enumerate(summary.shots) if i in selected)
     sub = (f"{Path(summary.video).name} · scorer {summary.scorer} · {len(summary.selected)}/{len(summary.shots)} "
            f"shots selected ({chosen:.1f} s)")
     scores = [m.score for m in moments]

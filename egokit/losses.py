@@ -244,7 +244,7 @@ def vtm_key(seed: int) -> int:
 
 # ---------------------------------------------------------------------------------------- counter-based draws
 _M32 = 0xFFFFFFFF
-_STREAM_LABELS, _STREAM_COIN, _STREAM_VIDEO, _STREAM_TEXT = 1, 2, 3, 4
+_STREAM_LABELS, _STREAM_COIN, _STREAM_VIDEO, _STREAM_TEXT = 5, 6, 7, 8
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:

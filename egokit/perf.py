@@ -62,6 +62,43 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def peak_tensor_bytes(fn: Callable[[], Any]) -> int:
+    """Peak bytes of tensor storage that ``fn`` allocates and holds at the same time (activations saved for
+    backward, gradients, temporaries), counted op by op in a dispatch mode: independent of the allocator's caching
+    and of other processes, so it compares memory plans (activation checkpointing) on any device, CPU included.
+    Storages that exist before ``fn`` runs (parameters, inputs) are not counted."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class LiveBytes(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+            self.current = self.peak = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for ptr in [p for p, (ref, _) in self.live.items() if ref.expired()]:
+                self.current -= self.live.pop(ptr)[1]
+            inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs))
+                      if isinstance(t, torch.Tensor) and t.device.type != "meta"}
+            for t in tree_leaves(out):  # a storage an input already had is a view or in-place result: no new bytes
+                if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                    storage = t.untyped_storage()
+                    ptr = storage.data_ptr()
+                    if ptr and ptr not in inputs and ptr not in self.live:
+                        self.live[ptr] = (StorageWeakRef(storage), storage.nbytes())
+                        self.current += storage.nbytes()
+            self.peak = max(self.peak, self.current)
+            return out
+
+    mode = LiveBytes()
+    with mode:
+        fn()
+    return mode.peak
+
+
 def peak_rss_gib() -> float:
     """Peak resident memory of this process so far, in GiB (2^30 bytes, as the figures in baseline-cpu.md)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -27,8 +27,9 @@ app = typer.Typer(
 
 @app.callback()
 def _global_options(
-    traceback: bool = typer.Option(False, "--traceback", help="Print the full Python traceback of an error (for "
-                                                                "bug reports); EGOKIT_DEBUG=1 does the same."),
+    show_traceback: bool = typer.Option(
+        False, "--traceback", help="Print the full Python traceback of an error (for bug reports); EGOKIT_DEBUG=1 "
+                                   "does the same."),
 ) -> None:
     """Pre-train, evaluate and use EgoVLPv2-style video-language models."""
     # main() reads --traceback from the command line itself: the error it governs is raised after this returns.

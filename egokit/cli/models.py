@@ -58,7 +58,8 @@ def convert(
     table.add_row("architecture", f"width {model.config.width}, depth {model.config.depth}, fused "
                   f"{model.config.fused_layers}, {model.config.projection} {model.config.projection_dim}-d, "
                   f"{model.config.num_frames} frames")
-    table.add_row("attention heads", f"{model.config.num_heads}" + (f" ({report.num_heads})" if report.num_heads else ""))
+    heads_from = f" ({report.num_heads})" if report.num_heads else ""
+    table.add_row("attention heads", f"{model.config.num_heads}{heads_from}")
     table.add_row("tokenizer", f"{len(tok)} tokens, bundled from {tok_source}")
     table.add_row("missing keys", ", ".join(report.missing) or "none")
     table.add_row("unexpected keys", ", ".join(report.unexpected) or "none")

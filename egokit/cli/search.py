@@ -110,7 +110,8 @@ def search_cmd(
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help="Checkpoint for the text encoder (default: the one "
                                        "that built the index)."),
     top_k: int = typer.Option(10, "--top-k", "-k", help="Moments per query."),
-    rerank: int = typer.Option(0, "--rerank", help="Re-rank the best N candidates with the fusion VTM head."),
+    rerank: int = typer.Option(0, "--rerank", help="Re-rank the best N candidates (N may exceed --top-k) with the "
+                               "fusion VTM head, then keep the top k."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json and contact_sheet.png here."),
     html: bool = typer.Option(False, "--html", help="Also write OUT/report.html (static; thumbnails, clip links)."),
     sheet: bool = typer.Option(True, "--sheet/--no-sheet", help="Write the contact sheet(s) (with --out)."),
@@ -147,7 +148,7 @@ def search_cmd(
         raise ConfigError(f"{source} (sha256 {have[:12]}...) is not the checkpoint that built {index} "
                           f"({want[:12]}...): text and video embeddings would not be comparable")
     tok = _tokenizer_for(model, tokenizer)
-    results = search_texts(idx, model, tok, queries, k=top_k, rerank=min(rerank, top_k))
+    results = search_texts(idx, model, tok, queries, k=top_k, rerank=rerank)
     if fmt == "json":
         print(json.dumps({"queries": [{"query": q, "hits": [h.to_dict() for h in hits]} for q, hits in results]},
                          indent=2))

@@ -169,7 +169,8 @@ def read_egoclip_csv(
             try:
                 header = next(reader)
             except StopIteration:
-                raise DataError(f"{path} is empty; expected a tab-separated header with {', '.join(_REQUIRED)}") from None
+                raise DataError(f"{path} is empty; expected a tab-separated header with "
+                                f"{', '.join(_REQUIRED)}") from None
             header = [h.strip() for h in header]
             if header and header[0] == "":
                 header[0] = "clip_idx"  # pandas writes the index column without a name
@@ -194,7 +195,8 @@ def read_egoclip_csv(
                     cols[name].append(value)
     except UnicodeDecodeError:
         line_no, offset = _first_non_utf8(path)
-        raise DataError(f"{path}:{line_no}: not UTF-8 text (byte {offset} of the file); save egoclip.csv as UTF-8") from None
+        raise DataError(f"{path}:{line_no}: not UTF-8 text (byte {offset} of the file); "
+                        "save egoclip.csv as UTF-8") from None
     if skipped:
         warnings.warn(f"{path}: skipped {skipped} line(s) with the wrong number of fields", stacklevel=2)
     line = np.asarray(lines, dtype=np.int64)

@@ -6,10 +6,12 @@ The training loop looks at it after every optimizer step (:meth:`StopSignals.agr
 process of a distributed run, so all of them stop after the same step), writes a checkpoint and raises
 :class:`TrainingInterrupted`; the command line turns that into the "continue with" message and exit status
 128 + the signal number (143 for SIGTERM, 130 for SIGINT, 138 for SIGUSR1), as a shell reports a process killed by
-that signal. A second signal raises ``SystemExit(128 + signal)`` at once, wherever the run is: every file egokit
-writes goes under a temporary name and is renamed when complete, so stopping anywhere leaves the complete files
-written before. Leaving the block restores the handlers that were installed before it, so nothing stays changed
-in the process (tests and notebooks run training in-process).
+that signal. A second signal ends the process at once with that status (``os._exit``, as if killed: no clean-up
+code runs, none can hang; DataLoader workers see their parent gone and end): every file egokit writes goes under a
+temporary name and is renamed when complete, so stopping anywhere leaves the complete files written before (a
+hidden temporary is removed by the next run). In a notebook that ends the kernel. Leaving the block restores the
+handlers that were installed before it, so nothing stays changed in the process (tests and notebooks run training
+in-process).
 
 Python runs signal handlers in the main thread only, so a block entered in another thread installs nothing.
 This module imports no torch at import time (the command line imports it to report an interruption).
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,13 +80,15 @@ def _say(text: str) -> None:
 class StopSignals:
     """Context manager: while active, :data:`STOP_SIGNALS` ask the loop to stop at its next safe point.
 
-    ``signum`` is the first signal received (``None`` until then); a second signal raises ``SystemExit(128 +
-    signal)``. ``announce`` prints one line on the first signal (the main process of a distributed run). The
-    object can be entered again; the recorded signal is kept."""
+    ``signum`` is the first signal received (``None`` until then); a second signal calls ``exit(128 + signal)``
+    (``os._exit``). ``announce`` prints one line on the first signal (the main process of a distributed run).
+    The object can be entered again; the recorded signal is kept."""
 
-    def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS, *, announce: bool = True) -> None:
+    def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS, *, announce: bool = True,
+                 exit: Callable[[int], Any] = os._exit) -> None:
         self.signals = tuple(signals)
         self.announce = announce
+        self._exit = exit
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -111,7 +116,13 @@ class StopSignals:
         if self.signum is not None:
             _say(f"\negokit: {signal_name(signum)} again: stopping now (checkpoints already written are "
                  f"complete)\n")
-            raise SystemExit(128 + signum)
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001 - the signal may have come in the middle of a write to it
+                    pass
+            self._exit(128 + signum)
+            return
         self.signum = signum
         if self.announce:
             _say(f"\negokit: {signal_name(signum)} received: stopping after the current step and saving a "

@@ -130,7 +130,7 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
     if recipe.eval.tasks and evaluator is None:
         raise ConfigError("the recipe lists eval.tasks but no evaluator was given; run it with egokit.pretrain.pretrain "
                           "(or `egokit pretrain`), which evaluates task plugins")
-    evaluate = evaluator(recipe, console) if evaluator is not None and recipe.eval.tasks else None
+    evaluate = evaluator(recipe, console) if evaluator is not None else None
     if recipe.data.root is None:
         raise ConfigError("data.root is not set: pass data.root=/path/to/egoclip (folder with egoclip.csv and videos/)")
     if recipe.data.policy not in ("strict", "lax"):
@@ -205,68 +205,69 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
     started = time.perf_counter()
     progress = make_progress(console, not accelerator.is_main_process, TextColumn("{task.fields[stats]}"))
     stop = StopSignals(announce=accelerator.is_main_process)
-    with stop, progress:
-        bar = progress.add_task("pretraining", total=total_steps, completed=step, stats="")
-        while step < total_steps:
-            if micro >= sampler.steps_per_epoch():
-                epoch, micro = epoch + 1, 0
-            sampler.set_position(epoch, micro)
-            dataset.set_epoch(epoch)
-            loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers,
-                                pin_memory=accelerator.device.type == "cuda",
-                                prefetch_factor=4 if d.num_workers else None,
-                                worker_init_fn=ignore_stop_signals if d.num_workers else None)
-            t0 = time.perf_counter()
-            for batch in (shielded_workers(loader) if d.num_workers else loader):
-                t1 = time.perf_counter()
-                micro += 1
-                failures.update(batch)
-                video = prepare_video(batch["video"], model, accelerator.device)
-                tensors = {k: batch[k].to(accelerator.device, non_blocking=True)
-                           for k in ("input_ids", "attention_mask", "mlm_input_ids", "mlm_labels", "verb", "noun")}
-                with accelerator.accumulate(objective), accelerator.autocast():
-                    out = objective(video=video, vtm_seed=_step_seed(recipe.train.seed, epoch, micro), **tensors)
-                    accelerator.backward(out["loss"])
-                    if o.clip_grad and accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(objective.parameters(), o.clip_grad)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                wait_time += t1 - t0
-                clips_seen += video.shape[0] * world
-                if not accelerator.sync_gradients:
-                    t0 = time.perf_counter()
-                    step_time += t0 - t1
-                    continue
-                scheduler.step()
-                step += 1
-                last = _reduce_terms(out, world)
-                lr = scheduler.get_last_lr()[0]
-                step_time += time.perf_counter() - t0
-                progress.update(bar, advance=1, stats=_stats_text(last, lr, clips_seen, step_time, wait_time))
-                if step % recipe.train.log_every == 0 or step == total_steps:
-                    if accelerator.is_main_process and not console.is_terminal:  # log files / CI: plain lines
-                        console.print(f"step {step}/{total_steps} "
-                                      + _stats_text(last, lr, clips_seen, step_time, wait_time), highlight=False)
-                    logger.log(step, {**{f"loss/{k}": v for k, v in last.items()}, "lr": lr,
-                                      "clips_per_s": clips_seen / max(step_time, 1e-9),
-                                      "data_wait_share": wait_time / max(step_time, 1e-9), "epoch": epoch})
-                if evaluate is not None and step < total_steps and evaluate.due(step, total_steps):
-                    eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=False)
-                    logger.log(step, _flat_eval(eval_metrics))
-                signum = stop.agreed(accelerator)  # a stop asked for on any process stops all after this step
-                if step % recipe.train.checkpoint_every == 0 or step == total_steps or signum:
-                    _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer,
-                                scheduler, resolved, recipe.train.keep_checkpoints)
-                if signum:
-                    logger.close()
-                    raise TrainingInterrupted(step, signum, _step_folder(run_dir, step),
-                                              main_process=accelerator.is_main_process)
-                if stop_after is not None and step >= stop_after:
-                    logger.close()
-                    return PretrainResult(run_dir, step, last, None, None)
-                if step >= total_steps:
-                    break
+    with stop:  # installed until the run ends
+        with progress:
+            bar = progress.add_task("pretraining", total=total_steps, completed=step, stats="")
+            while step < total_steps:
+                if micro >= sampler.steps_per_epoch():
+                    epoch, micro = epoch + 1, 0
+                sampler.set_position(epoch, micro)
+                dataset.set_epoch(epoch)
+                loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=d.num_workers,
+                                    pin_memory=accelerator.device.type == "cuda",
+                                    prefetch_factor=4 if d.num_workers else None,
+                                    worker_init_fn=ignore_stop_signals if d.num_workers else None)
                 t0 = time.perf_counter()
+                for batch in (shielded_workers(loader) if d.num_workers else loader):
+                    t1 = time.perf_counter()
+                    micro += 1
+                    failures.update(batch)
+                    video = prepare_video(batch["video"], model, accelerator.device)
+                    tensors = {k: batch[k].to(accelerator.device, non_blocking=True)
+                               for k in ("input_ids", "attention_mask", "mlm_input_ids", "mlm_labels", "verb", "noun")}
+                    with accelerator.accumulate(objective), accelerator.autocast():
+                        out = objective(video=video, vtm_seed=_step_seed(recipe.train.seed, epoch, micro), **tensors)
+                        accelerator.backward(out["loss"])
+                        if o.clip_grad and accelerator.sync_gradients:
+                            accelerator.clip_grad_norm_(objective.parameters(), o.clip_grad)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    wait_time += t1 - t0
+                    clips_seen += video.shape[0] * world
+                    if not accelerator.sync_gradients:
+                        t0 = time.perf_counter()
+                        step_time += t0 - t1
+                        continue
+                    scheduler.step()
+                    step += 1
+                    last = _reduce_terms(out, world)
+                    lr = scheduler.get_last_lr()[0]
+                    step_time += time.perf_counter() - t0
+                    progress.update(bar, advance=1, stats=_stats_text(last, lr, clips_seen, step_time, wait_time))
+                    if step % recipe.train.log_every == 0 or step == total_steps:
+                        if accelerator.is_main_process and not console.is_terminal:  # log files / CI: plain lines
+                            console.print(f"step {step}/{total_steps} "
+                                          + _stats_text(last, lr, clips_seen, step_time, wait_time), highlight=False)
+                        logger.log(step, {**{f"loss/{k}": v for k, v in last.items()}, "lr": lr,
+                                          "clips_per_s": clips_seen / max(step_time, 1e-9),
+                                          "data_wait_share": wait_time / max(step_time, 1e-9), "epoch": epoch})
+                    if evaluate is not None and step < total_steps and evaluate.due(step, total_steps):
+                        eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=False)
+                        logger.log(step, _flat_eval(eval_metrics))
+                    signum = stop.agreed(accelerator)  # a stop asked for on any process stops all after this step
+                    if step % recipe.train.checkpoint_every == 0 or step == total_steps or signum:
+                        _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer,
+                                    scheduler, resolved, recipe.train.keep_checkpoints)
+                    if signum:
+                        logger.close()
+                        raise TrainingInterrupted(step, signum, _step_folder(run_dir, step),
+                                                  main_process=accelerator.is_main_process)
+                    if stop_after is not None and step >= stop_after:
+                        logger.close()
+                        return PretrainResult(run_dir, step, last, None, None)
+                    if step >= total_steps:
+                        break
+                    t0 = time.perf_counter()
         signum = stop.agreed(accelerator)  # asked to stop after the last step's check: before the final phase
         if signum:
             if not (_step_folder(run_dir, step) / "COMPLETE").is_file():  # resumed from another run's checkpoint
@@ -275,12 +276,13 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
             logger.close()
             raise TrainingInterrupted(step, signum, _step_folder(run_dir, step),
                                       main_process=accelerator.is_main_process)
-    with stop:  # a signal now lets the final evaluation and the model finish (a second one stops at once)
+        # a signal from here on lets the final evaluation and the model finish (a second one stops at once)
         model_dir = None
         unwrapped = accelerator.unwrap_model(objective).model
         if evaluate is not None:
-            eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=True)
-            logger.log(step, _flat_eval(eval_metrics))
+            eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=True) or None
+            if eval_metrics:
+                logger.log(step, _flat_eval(eval_metrics))
         if accelerator.is_main_process:
             from egokit.checkpoint import save_pretrained
 

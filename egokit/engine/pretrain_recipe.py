@@ -31,7 +31,8 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    root: Optional[str] = None                  # dataset folder; paths below are relative to it
+    root: Optional[str] = None                  # dataset folder; paths below are relative to it (a relative root:
+                                                # to the recipe file's folder; given as data.root=: to the cwd)
     egoclip: str = "egoclip.csv"
     videos: str = "videos"
     tokenizer: Optional[str] = None             # folder/hub name; default: the model's (or <root>/tokenizer)

@@ -114,7 +114,8 @@ class Explanation:
 def _token_strings(tokenizer, ids: list[int]) -> list[str]:
     out = []
     for i in ids:
-        piece = tokenizer.decode([i]).strip() if i not in tokenizer.all_special_ids else tokenizer.convert_ids_to_tokens(i)
+        special = i in tokenizer.all_special_ids
+        piece = tokenizer.convert_ids_to_tokens(i) if special else tokenizer.decode([i]).strip()
         out.append(piece or "·")
     return out
 

@@ -132,7 +132,8 @@ def render_panel(ex, cell: int = 128, title: str | None = None):
     return image
 
 
-def write_explanation(ex, out_dir: str | Path, *, mp4: bool = False, cell: int = 128, raw: bool = True) -> dict[str, Path]:
+def write_explanation(ex, out_dir: str | Path, *, mp4: bool = False, cell: int = 128,
+                      raw: bool = True) -> dict[str, Path]:
     """Write ``explain.png`` (the panel), ``explain.json`` (maps, tokens, score) and, with ``raw``,
     ``attention.npz`` (per-head probabilities of both directions); with ``mp4`` also ``explain.mp4``."""
     from egokit.io import write_json_atomic

@@ -18,9 +18,10 @@ __all__ = ["apply_divided", "cls_rollout"]
 
 
 def apply_divided(r: torch.Tensor, probs: DividedProbs, sample: int = 0) -> torch.Tensor:
-    """``r @ A`` for the (T,) row vector ``r`` and the head-averaged attention matrix ``A`` of ``probs``."""
-    cls = probs.cls[sample].mean(0)  # (T,)
-    groups = probs.groups[sample].mean(0)  # (G, L, 1+L)
+    """``r @ A`` for the (T,) row vector ``r`` and the head-averaged attention matrix ``A`` of ``probs`` (computed
+    in ``r``'s dtype; the rollout uses float64)."""
+    cls = probs.cls[sample].mean(0).to(r.dtype)  # (T,)
+    groups = probs.groups[sample].mean(0).to(r.dtype)  # (G, L, 1+L)
     f = probs.num_frames
     n = (r.shape[0] - 1) // f
     rest = r[1:].reshape(f, n)
@@ -41,11 +42,7 @@ def cls_rollout(blocks: dict[int, dict[str, DividedProbs]], sample: int = 0) -> 
     r = torch.zeros(first.cls.shape[-1], dtype=torch.float64)
     r[0] = 1.0
     for i in sorted(blocks, reverse=True):
-        space = apply_divided(r, _as64(blocks[i]["space"]), sample)
-        mixed = 0.5 * space + 0.5 * apply_divided(space, _as64(blocks[i]["time"]), sample)
+        space = apply_divided(r, blocks[i]["space"], sample)
+        mixed = 0.5 * space + 0.5 * apply_divided(space, blocks[i]["time"], sample)
         r = 0.5 * r + 0.5 * mixed
     return r.float()
-
-
-def _as64(p: DividedProbs) -> DividedProbs:
-    return DividedProbs(p.axis, p.num_frames, p.cls.double(), p.groups.double())

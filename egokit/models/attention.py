@@ -18,7 +18,8 @@ own short sequence with the CLS key prepended: two calls, the q/k/v regrouped an
 every group. ``masked`` is one attention call over the unpermuted sequence with a (T, T) mask that allows exactly
 those pairs (dense work: T keys per query). ``flex`` is one FlexAttention call with the same rule as a block mask
 (block-sparse work; a fused kernel under ``torch.compile``, which egokit applies itself on CUDA when the caller is
-not compiling). All three give the same result up to float rounding.
+not compiling; FlexAttention has no backward on CPU, so there a training pass computes ``masked`` instead). All
+three give the same result up to float rounding.
 """
 
 from __future__ import annotations
@@ -158,6 +159,9 @@ def _divided_flex(q, k, v, num_frames: int, axis: str) -> torch.Tensor:
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
     t = q.shape[-2]
+    if q.device.type == "cpu" and torch.is_grad_enabled() and any(z.requires_grad for z in (q, k, v)):
+        # FlexAttention has no backward on CPU: the same rule as one dense masked call
+        return attention(q, k, v, divided_mask(t, num_frames, axis, q.device), kernel="matmul")
     rule = _divided_rule(num_frames, (t - 1) // num_frames, axis)
     block_mask = create_block_mask(rule, None, None, t, t, device=q.device)
     run = flex_attention

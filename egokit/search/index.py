@@ -146,8 +146,10 @@ def _projector(meta: dict[str, Any], folder: Path, model) -> tuple[Callable[[Any
 
     @torch.no_grad()
     def project(rows: torch.Tensor) -> torch.Tensor:
+        if not len(rows):
+            return rows.new_zeros(0, model.config.projection_dim)
         return torch.cat([outside_autocast(model.vid_proj, chunk.to(device)).float().cpu()
-                          for chunk in rows.split(4096)]) if len(rows) else rows.new_zeros(0, model.config.projection_dim)
+                          for chunk in rows.split(4096)])
 
     return project, {"projected_with": have}
 

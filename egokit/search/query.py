@@ -64,7 +64,8 @@ class SearchIndex:
             self.vectors = np.load(self.path / self.meta["vectors"], mmap_mode="r")
             self.windows = np.load(self.path / self.meta["windows"], mmap_mode="r")
         except (OSError, ValueError) as exc:
-            raise DataError(f"{self.path}: cannot open the index files ({exc}); rebuild it with `egokit index`") from None
+            raise DataError(f"{self.path}: cannot open the index files ({exc}); rebuild it with `egokit index`") \
+                from None
         if self.vectors.shape != (self.meta["count"], self.meta["dim"]) or self.windows.dtype != WINDOW_DTYPE \
                 or len(self.windows) != self.meta["count"]:
             raise DataError(f"{self.path}: the index files do not match index.json; rebuild it with `egokit index`")
@@ -121,7 +122,8 @@ class SearchIndex:
                         pick = np.flatnonzero(col >= vals[j, kk - 1].item())
                         order = np.lexsort((pick, -col[pick]))[:kk]
                         cand_s[j], cand_r[j] = col[pick[order]], pick[order] + r0
-                best_s, best_r = _topk_merge(np.concatenate([best_s, cand_s], 1), np.concatenate([best_r, cand_r], 1), k)
+                best_s, best_r = _topk_merge(np.concatenate([best_s, cand_s], 1),
+                                             np.concatenate([best_r, cand_r], 1), k)
         finally:
             torch.set_num_threads(threads)
         return best_s, best_r
@@ -234,8 +236,9 @@ def rerank_vtm(index: SearchIndex, hits: Sequence[Hit], model, tokenizer, query:
 
 def search_texts(index: SearchIndex | str | os.PathLike, model, tokenizer, queries: Sequence[str], *, k: int = 10,
                  rerank: int = 0, chunk_rows: int | None = None) -> list[tuple[str, list[Hit]]]:
-    """Top-``k`` moments of ``index`` for each query text; with ``rerank`` > 0 the first ``rerank`` hits of each
-    query are re-ordered by the fusion VTM head (``model`` must then be a full model with the index's frames).
+    """Top-``k`` moments of ``index`` for each query text; with ``rerank`` > 0 the best ``rerank`` candidates of
+    each query (``rerank`` may exceed ``k``) are re-ordered by the fusion VTM head before the first ``k`` are kept
+    (``model`` must then be a full model with the index's frames).
 
     Example::
 
@@ -249,11 +252,11 @@ def search_texts(index: SearchIndex | str | os.PathLike, model, tokenizer, queri
     if vectors.shape[1] != index.dim:
         raise ConfigError(f"the model's text embeddings have {vectors.shape[1]} dimensions but the index has "
                           f"{index.dim}: search with the checkpoint that built the index")
-    scores, rows = index.search_vectors(vectors, k, chunk_rows=chunk_rows)
+    scores, rows = index.search_vectors(vectors, max(k, rerank), chunk_rows=chunk_rows)
     results = []
     for query, s, r in zip(queries, scores, rows):
         hits = index.hits(s, r)
         if rerank:
             hits = rerank_vtm(index, hits, model, tokenizer, query, rerank)
-        results.append((query, hits))
+        results.append((query, hits[:k]))
     return results

@@ -62,6 +62,7 @@ _LAZY = {
     "load_features": ("egokit.embed", "load_features"),
     # training
     "finetune": ("egokit.engine.finetune", "finetune"),
+    "pretrain_loop": ("egokit.engine.pretrain", "pretrain"),
     "BestCheckpoint": ("egokit.tasks.selection", "BestCheckpoint"),
     "selection_metric": ("egokit.tasks.options", "selection_metric"),
     "warmup_cosine": ("egokit.engine.optim", "warmup_cosine"),

@@ -28,11 +28,17 @@ def default_options(task: Task) -> dict[str, Any]:
 def resolve_options(task: Task, *, recipe: str | Path | None = None, options: Mapping[str, Any] | None = None,
                     overrides: Sequence[str] = (), data: str | None = None) -> Any:
     """The validated options object of ``task``: packaged recipe < ``recipe`` file < ``options`` mapping <
-    ``overrides`` (``a.b=value``) < ``data`` (the ``--data`` option)."""
+    ``overrides`` (``a.b=value``) < ``data`` (the ``--data`` option). A relative ``data`` in a recipe file is
+    relative to that file's folder; on the command line, to the current directory."""
     merged = default_options(task)
     where = task.name
     if recipe is not None:
-        merged = deep_merge(merged, read_yaml(recipe))
+        layer = read_yaml(recipe)
+        data_path = layer.get("data")
+        if isinstance(data_path, str) and not Path(data_path).expanduser().is_absolute():
+            # a recipe file's dataset is where the file says, wherever the command runs from
+            layer["data"] = str(Path(recipe).parent / data_path)
+        merged = deep_merge(merged, layer)
         where = f"{recipe}"
     if options:
         merged = deep_merge(merged, dict(options))

@@ -42,8 +42,11 @@ def test_models_lists_registry():
 
 
 def test_convert_official_checkpoint_to_egokit_folder(tmp_path):
-    result = runner.invoke(app, ["convert", str(PARITY), str(tmp_path / "out"), "--num-heads", "4"],
-                           env={"COLUMNS": "200"})
+    from egokit.testing import tiny_tokenizer
+
+    tiny_tokenizer(["a red cup on the table", "a blue box"] * 5, tmp_path / "tokenizer")  # vocab <= the fixture's 1000
+    result = runner.invoke(app, ["convert", str(PARITY), str(tmp_path / "out"), "--num-heads", "4",
+                                 "--tokenizer", str(tmp_path / "tokenizer")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "missing keys" in result.output
     original = egokit.load_model(PARITY, num_heads=4)

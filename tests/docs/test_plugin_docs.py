@@ -33,6 +33,13 @@ def _egokit(*args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess
     return _run(sys.executable, "-m", "egokit", *map(str, args), cwd=cwd, check=check)
 
 
+def test_the_api_reference_is_current():
+    from egokit.tasks.apidoc import render
+
+    page = DOC.parent / "plugin-api.md"
+    assert page.read_text(encoding="utf-8") == render(), "run: python -m egokit.tasks.apidoc > docs/plugin-api.md"
+
+
 def test_the_doc_has_the_whole_package():
     assert set(doc_files()) == {"pyproject.toml", "acme_tasks/__init__.py", "acme_tasks/task.py",
                                 "acme_tasks/acme.yaml"}

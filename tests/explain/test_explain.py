@@ -14,7 +14,6 @@ import torch
 
 from egokit.explain import (CrossAttentionCapture, DividedAttentionCapture, cls_rollout, explain_clip,
                             render_panel)
-from egokit.explain.capture import _probs
 from egokit.models.attention import key_padding_mask
 from egokit.testing import run_cli, tiny_checkpoint, tiny_model
 
@@ -117,7 +116,8 @@ def test_maps_follow_the_caption_and_only_earlier_gates(setup):
         ids, mask = _text(tok, caption)
         with CrossAttentionCapture(model) as cap, torch.no_grad():
             model.fusion(video, ids, mask)
-        return {i: cap.video_to_text[i].clone() for i in cap.layers}, {i: cap.text_to_video[i].clone() for i in cap.layers}
+        return ({i: cap.video_to_text[i].clone() for i in cap.layers},
+                {i: cap.text_to_video[i].clone() for i in cap.layers})
 
     base_v, base_t = maps("a red cup on the table")
     other_v, _ = maps("the green ball on the table")
@@ -195,7 +195,8 @@ def test_explain_clip_on_real_and_synthetic_videos(setup, tmp_path):
         assert ex.frames.shape == (2, 32, 32, 3) and ex.grid == (2, 2, 2)
         lo, hi = start, end if end is not None else 2.0
         assert all(lo <= t < hi for t in ex.frame_times)
-        assert ex.tokens[0] == "<s>" and ex.tokens[-1] == "</s>" and ex.content == [False] + [True] * (len(ex.tokens) - 2) + [False]
+        assert ex.tokens[0] == "<s>" and ex.tokens[-1] == "</s>"
+        assert ex.content == [False] + [True] * (len(ex.tokens) - 2) + [False]
         heat = ex.heatmaps()
         assert heat.shape == (2, 2, 2, 2) and ((heat >= 0) & (heat <= 1 + 1e-6)).all()
         np.testing.assert_allclose(ex.token_attention().sum(-1), 1.0, atol=1e-5)

@@ -8,7 +8,6 @@ import base64
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -163,7 +162,8 @@ def test_summary_report_has_a_timeline_bar_per_shot_and_cards_of_the_selected(tm
     assert len(yellow) == len(summary.selected) == 2 == len(page.figures)
     heights = [float(r["height"]) for r in page.rects]
     scores = summary.scores
-    assert heights[int(np.argmax(scores))] == max(heights) and heights[int(np.argmin(scores))] == min(heights) < max(heights)
+    assert heights[int(np.argmax(scores))] == max(heights)
+    assert heights[int(np.argmin(scores))] == min(heights) < max(heights)
     assert all(heights[i] >= heights[j] for i in range(6) for j in range(6) if scores[i] > scores[j])
     for fig, i in zip(page.figures, summary.selected):
         shot = summary.shots[i]

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from egokit.data.transforms import EvalTransform
 from egokit.data.video import read_frames_at
 from egokit.embed import FeatureRecipe, FeatureWriter, collect_items, embed_to_folder
 from egokit.engine.features import prepare_video
@@ -295,3 +294,8 @@ def test_rerank_orders_the_top_candidates_by_the_real_vtm_probability(ckpt, vide
         with torch.no_grad():
             logits = model.vtm_logits(normalize_video(clip, pre.mean, pre.std), ids["input_ids"], ids["attention_mask"])
         assert hit.vtm == pytest.approx(float(logits.softmax(-1)[0, 1]), abs=1e-5)
+    # more candidates than shown: the best k of the N re-ranked ones
+    wide = search_texts(index, model, tok, ["a red cup"], k=8, rerank=8)[0][1]
+    narrow = search_texts(index, model, tok, ["a red cup"], k=3, rerank=8)[0][1]
+    assert [h.row for h in narrow] == [h.row for h in wide[:3]] and all(h.vtm is not None for h in narrow)
+    assert wide[0].vtm == max(h.vtm for h in wide)

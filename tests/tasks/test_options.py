@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from pathlib import Path
+
 import pytest
 
 from egokit.tasks.api import ConfigError, FinetuneOptions, MetricSpec, Task, TaskResult
@@ -73,3 +75,13 @@ def test_metric_spec_nan_never_improves():
     spec = MetricSpec("a")
     assert spec.better(1.0, None) and not spec.better(float("nan"), 1.0) and spec.better(1.0, float("nan"))
     assert spec.format(3) == "3" and spec.format(3.14159) == "3.14"
+
+
+def test_relative_data_in_a_recipe_file_is_relative_to_the_file(tmp_path, monkeypatch):
+    (tmp_path / "recipes").mkdir()
+    recipe = tmp_path / "recipes" / "r.yaml"
+    recipe.write_text("data: ../datasets/acme\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # from here, ../datasets/acme would be a different folder
+    options = resolve_options(_Toy(), recipe=recipe)
+    assert Path(options.data).resolve() == (tmp_path / "datasets" / "acme").resolve()
+    assert resolve_options(_Toy(), recipe=recipe, data="here").data == "here"  # --data: as given

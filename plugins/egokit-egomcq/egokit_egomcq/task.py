@@ -154,7 +154,7 @@ class EgoMCQ(Task):
         summary = synth_egoclip(out, SynthConfig(videos=24, val_videos=6, duration=20.0, size=64, fps=10,
                                                  chunk_seconds=10.0, questions=40, seed=seed), workers=1)
         return {"videos": summary.train_videos, "questions": summary.questions,
-                "options": {"data": str(out), "chunk_seconds": 10.0}}
+                "options": {"data": str(out), "chunk_seconds": 10.0, "num_frames": 4}}
 
 
 class _SelfEvaluation:

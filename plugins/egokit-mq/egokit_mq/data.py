@@ -49,6 +49,22 @@ def read_classes(path: str | Path) -> list[str]:
     return names
 
 
+#: Slack for annotation times rounded to frames (seconds: one frame at 20 fps); anything further outside the clip
+#: is an annotation error.
+TIME_TOLERANCE = 0.05
+
+
+def check_moment(moment: Moment, duration: float, where: str) -> None:
+    """A moment must lie inside its clip with end >= start; else a :class:`DataError` naming it."""
+    if not (np.isfinite(moment.start) and np.isfinite(moment.end)):
+        raise DataError(f"{where}: start_time / end_time must be finite numbers, got {moment.start} / {moment.end}")
+    if moment.end < moment.start:
+        raise DataError(f"{where}: end_time {moment.end} is before start_time {moment.start}; fix the annotation")
+    if moment.start < -TIME_TOLERANCE or moment.end > duration + TIME_TOLERANCE:
+        raise DataError(f"{where}: moment [{moment.start}, {moment.end}] s is outside the clip (0 to {duration:g} s, "
+                        "from video_start_sec / video_end_sec); fix the annotation")
+
+
 def read_annotations(path: str | Path) -> tuple[dict[str, Any], list[MQClip]]:
     path = Path(path)
     if not path.is_file():
@@ -63,9 +79,15 @@ def read_annotations(path: str | Path) -> tuple[dict[str, Any], list[MQClip]]:
             try:
                 uid = str(clip["clip_uid"])
                 duration = float(clip["video_end_sec"]) - float(clip["video_start_sec"])
-                moments = [Moment(str(lab["label"]), float(lab["start_time"]), float(lab["end_time"]))
-                           for ann in clip.get("annotations", []) for lab in ann.get("labels", [])
-                           if lab.get("primary", True)]
+                moments = []
+                for a, ann in enumerate(clip.get("annotations", [])):
+                    for k, lab in enumerate(ann.get("labels", [])):
+                        if not lab.get("primary", True):
+                            continue
+                        moment = Moment(str(lab["label"]), float(lab["start_time"]), float(lab["end_time"]))
+                        check_moment(moment, duration, f"{where} (clip {uid}) annotation "
+                                     f"{ann.get('annotator_uid', a)} labels[{k}]")
+                        moments.append(moment)
             except (KeyError, TypeError, ValueError) as exc:
                 raise DataError(f"{where}: malformed clip or label ({exc!r})") from None
             if uid in clips:

@@ -61,6 +61,8 @@ def read_annotations(path: str | Path) -> tuple[dict[str, Any], list[NLQQuery]]:
                             continue
                         start = float(query.get("clip_start_sec", 0.0) or 0.0)
                         end = float(query.get("clip_end_sec", start) or start)
+                        check_window(start, end, duration, f"{where} (clip {clip['clip_uid']}) annotation "
+                                     f"{ann['annotation_uid']} language_queries[{q}]")
                         queries.append(NLQQuery(str(clip["clip_uid"]), str(ann["annotation_uid"]), q,
                                                 str(query["query"]), start, end, duration))
             except (KeyError, TypeError, ValueError) as exc:
@@ -68,6 +70,22 @@ def read_annotations(path: str | Path) -> tuple[dict[str, Any], list[NLQQuery]]:
     if "videos" not in data:
         raise DataError(f"{path}: not an official NLQ file (no 'videos' list)")
     return data, queries
+
+
+#: Slack for annotation times rounded to frames (seconds: one frame at 20 fps); anything further outside the clip
+#: is an annotation error.
+TIME_TOLERANCE = 0.05
+
+
+def check_window(start: float, end: float, duration: float, where: str) -> None:
+    """A query's answer window must lie inside its clip with end >= start; else a :class:`DataError` naming it."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise DataError(f"{where}: clip_start_sec / clip_end_sec must be finite numbers, got {start} / {end}")
+    if end < start:
+        raise DataError(f"{where}: clip_end_sec {end} is before clip_start_sec {start}; fix the annotation")
+    if start < -TIME_TOLERANCE or end > duration + TIME_TOLERANCE:
+        raise DataError(f"{where}: window [{start}, {end}] s is outside the clip (0 to {duration:g} s, from "
+                        "video_start_sec / video_end_sec); fix the annotation")
 
 
 def resample(features: torch.Tensor, max_len: int) -> torch.Tensor:

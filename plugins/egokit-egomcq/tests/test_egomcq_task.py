@@ -1,4 +1,5 @@
-"""`egokit eval egomcq` end to end, and the inter/intra labelling."""
+"""`egokit eval egomcq` end to end, `egokit train egomcq` (continued pretraining with EgoMCQ model selection), and
+the inter/intra labelling."""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ def test_eval_egomcq_writes_results_with_provenance(tiny_synth, tmp_path):
     import torch
 
     import egokit
-    from egokit.checkpoint import save_pretrained
-    from egokit.models import EgoVLPv2
+    from egokit.tasks.api import save_pretrained
+    from egokit.testing import tiny_model
     from egokit.tokenizer import load_tokenizer
-    from tests.conftest import micro_config
 
     tokenizer = load_tokenizer(tiny_synth / "tokenizer")
     torch.manual_seed(0)
-    model = EgoVLPv2(micro_config(vocab_size=len(tokenizer), max_text_positions=40))
+    model = tiny_model(0, vocab_size=len(tokenizer), max_text_positions=40)
     ckpt = save_pretrained(model, tmp_path / "ckpt", tokenizer=tokenizer)
     result = CliRunner().invoke(app, ["eval", "egomcq", "--ckpt", str(ckpt), "--data", str(tiny_synth),
                                       "-o", str(tmp_path / "out"), "num_frames=2", "num_workers=0", "chunk_seconds=4"],
@@ -50,3 +50,29 @@ def test_scores_are_combined_and_labelled_like_the_paper():
     types = np.array([1, 2])
     assert egomcq_accuracy(dual + vtm, answers, types) == {"inter": 100.0, "intra": 100.0}
     assert egomcq_accuracy(dual, answers, types) == {"inter": 0.0, "intra": 0.0}
+
+
+def test_train_continues_pretraining_and_keeps_the_best_egomcq_checkpoint(tiny_synth, tmp_path):
+    import torch
+
+    import egokit
+    from egokit.tasks.api import save_pretrained
+    from egokit.testing import run_cli, tiny_model
+    from egokit.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_synth / "tokenizer")
+    ckpt = save_pretrained(tiny_model(0, vocab_size=len(tokenizer), max_text_positions=40), tmp_path / "ckpt",
+                           tokenizer=tokenizer)
+    run_cli("train", "egomcq", "--ckpt", ckpt, "--data", tiny_synth, "-o", tmp_path / "run", "num_frames=2",
+            "num_workers=0", "chunk_seconds=4", "finetune.max_steps=2", "finetune.eval_every=1",
+            "finetune.batch_size=4", "limit=4")
+    record = json.loads((tmp_path / "run" / "egomcq_train_results.json").read_text())
+    best = record["metrics"]["best"]
+    assert record["metrics"]["steps"] == 2 and best["step"] in (1, 2)
+    assert 0.0 <= best["ensemble.inter"] <= 100.0
+    evaluated = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert sorted({r["step"] for r in evaluated if "egomcq/ensemble.inter" in r}) == [1, 2]
+    kept = egokit.load_model(tmp_path / "run" / "checkpoint")
+    trained = egokit.load_model(ckpt)
+    changed = [k for k, v in kept.state_dict().items() if not torch.equal(v, trained.state_dict()[k])]
+    assert changed  # the kept checkpoint is a trained model, not the starting one
