@@ -87,5 +87,5 @@ def interrupt_message(exc, command: Sequence[str]) -> str:
     """The line printed for a :class:`~egokit.engine.interrupt.TrainingInterrupted` run."""
     if exc.resumable:
         return f"interrupted at step {exc.step}; continue with: {shlex.join(resume_command(command))}"
-    return (f"interrupted at step {exc.step}; this training loop cannot resume yet (no --resume), so a new run "
-            f"starts over: {shlex.join(list(command))}")
+    return (f"interrupted at step {exc.step}; this training cannot be resumed yet (no --resume), so run it again "
+            f"from the start: {shlex.join(list(command))}")

@@ -60,7 +60,7 @@ def finetune(accelerator, module: torch.nn.Module, dataset: Dataset, settings: F
     module, optimizer, loader = accelerator.prepare(module, optimizer, loader)
     history, step = [], 0
     start = time.perf_counter()
-    stop = StopSignals(announce=accelerator.is_main_process)
+    stop = StopSignals(announce=accelerator.is_main_process, saves=False)
     with stop, (progress("fine-tuning", total) if progress is not None else nullcontext()) as bar:
         for epoch in range(settings.epochs if settings.max_steps is None else 10**9):
             module.train()
@@ -104,7 +104,7 @@ def fit_epochs(head: torch.nn.Module, loader, loss_fn: Callable[[torch.nn.Module
     and the per-step ``schedule``. Returns the last loss; ``on_step(loss)`` drives progress bars."""
     last = float("nan")
     step = 0
-    with StopSignals() as stop:
+    with StopSignals(saves=False) as stop:
         for _ in range(epochs):
             head.train()
             for batch in loader:

@@ -81,13 +81,15 @@ class StopSignals:
     """Context manager: while active, :data:`STOP_SIGNALS` ask the loop to stop at its next safe point.
 
     ``signum`` is the first signal received (``None`` until then); a second signal calls ``exit(128 + signal)``
-    (``os._exit``). ``announce`` prints one line on the first signal (the main process of a distributed run).
-    The object can be entered again; the recorded signal is kept."""
+    (``os._exit``). ``announce`` prints one line on the first signal (the main process of a distributed run);
+    ``saves`` says whether the loop writes a checkpoint when it stops. The object can be entered again; the
+    recorded signal is kept."""
 
-    def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS, *, announce: bool = True,
+    def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS, *, announce: bool = True, saves: bool = True,
                  exit: Callable[[int], Any] = os._exit) -> None:
         self.signals = tuple(signals)
         self.announce = announce
+        self.saves = saves
         self._exit = exit
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
@@ -125,8 +127,9 @@ class StopSignals:
             return
         self.signum = signum
         if self.announce:
-            _say(f"\negokit: {signal_name(signum)} received: stopping after the current step and saving a "
-                 f"checkpoint (send it again to stop at once)\n")
+            then = " and saving a checkpoint" if self.saves else ""
+            _say(f"\negokit: {signal_name(signum)} received: stopping after the current step{then} (send it again "
+                 f"to stop at once)\n")
 
     def agreed(self, accelerator: Any = None) -> int:
         """The signal that stops the run now, 0 to go on; the same on every process. A collective operation in a

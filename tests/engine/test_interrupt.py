@@ -144,7 +144,9 @@ def test_continue_command_appends_resume_latest_once_and_quotes_for_the_shell():
     prefix = "interrupted at step 7; continue with: "
     assert message.startswith(prefix) and shlex.split(message[len(prefix):]) == resume_command(argv)
     assert shlex.split(message[len(prefix):]).count("--resume") == 1
-    assert "cannot resume" in interrupt_message(TrainingInterrupted(3, signal.SIGTERM), argv)
+    assert interrupt_message(TrainingInterrupted(3, signal.SIGTERM), argv) == \
+        f"interrupted at step 3; this training cannot be resumed yet (no --resume), so run it again from the start: "\
+        f"{shlex.join(argv)}"
     # a distributed run: the launcher's command line (its interpreter dropped when it ran a launcher script)
     assert launcher_command(["/venv/bin/python3", "/venv/bin/accelerate", "launch", "-m", "egokit", "pretrain"]) == \
         ["/venv/bin/accelerate", "launch", "-m", "egokit", "pretrain"]
