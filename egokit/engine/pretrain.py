@@ -61,7 +61,10 @@ def build_model(recipe: PretrainRecipe, vocab_size: int | None):
         if m.roberta:
             init_text_from_roberta(model, m.roberta)
     model.config.preprocess.max_text_length = recipe.data.max_text_length
-    model.set_grad_checkpointing(m.gradient_checkpointing)
+    try:
+        model.set_grad_checkpointing(m.gradient_checkpointing)
+    except ConfigError as exc:
+        raise ConfigError(f"model.gradient_checkpointing: {exc}") from None
     if recipe.train.compile:
         model.compile_blocks(backend=recipe.train.compile_backend)
     return model.train()
@@ -167,7 +170,7 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
     dataset = RobustDataset(dataset, policy=d.policy, seed=recipe.train.seed)
     sampler = ResumableBatchSampler(len(dataset), d.batch_size, seed=recipe.train.seed, rank=rank, world_size=world)
     collate = PretrainCollator(tokenizer, max_length=d.max_text_length, mlm_probability=d.mlm_probability,
-                               seed=recipe.train.seed)
+                               seed=recipe.train.seed, mlm_slots=d.mlm_slots)
     steps_per_epoch = sampler.steps_per_epoch() // recipe.train.grad_accum
     total_steps = recipe.train.max_steps or recipe.train.epochs * steps_per_epoch
     if total_steps < 1:
@@ -176,7 +179,8 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
     objective = PretrainObjective(model, temperature=recipe.loss.temperature,
                                   weights=(recipe.loss.egonce, recipe.loss.mlm, recipe.loss.vtm),
                                   use_verb=recipe.loss.verb, use_noun=recipe.loss.noun,
-                                  doubled=d.neg_window is not None)
+                                  doubled=d.neg_window is not None, static_shapes=recipe.train.static_shapes,
+                                  mlm_slots=d.mlm_slots)
     o = recipe.optim
     groups = param_groups(model, o.lr, o.weight_decay, lr_mult_head=o.lr_mult_head, lr_mult_cross=o.lr_mult_cross)
     optimizer = adamw(groups, lr=o.lr, betas=o.betas, eps=o.eps, device=accelerator.device)

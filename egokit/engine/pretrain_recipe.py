@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 
 @dataclass
@@ -26,7 +26,8 @@ class ModelSection:
     vit: Optional[str] = None                   # timm ViT weights (file or timm name) for the video tower
     roberta: Optional[str] = None               # RoBERTa weights (folder or hub name) for the text tower
     overrides: dict[str, Any] = field(default_factory=dict)  # config overrides, e.g. {attention: matmul}
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: Union[bool, str] = False  # false/none | true/full | selective (keep matmul outputs,
+                                                      # recompute norms/activations)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class DataSection:
     neg_window: Optional[float] = 60.0          # scene-aware negatives window (s); null disables (no doubling)
     max_text_length: int = 15
     mlm_probability: float = 0.15
+    mlm_slots: Optional[int] = None             # cap masked tokens per caption (fixed MLM slots); null: no cap
     batch_size: int = 32                        # positives per process (doubled by scene negatives)
     num_workers: int = 4
     policy: str = "lax"                         # strict: stop at the first bad clip; lax: replace and report
@@ -84,6 +86,7 @@ class TrainSection:
     keep_checkpoints: int = 2
     compile: bool = False                       # torch.compile the transformer blocks (CUDA; slow start)
     compile_backend: str = "inductor"           # any torch.compile backend (aot_eager: checks without a compiler)
+    static_shapes: bool = True                  # fixed MLM slots / VTM pairs, no host syncs (false: boolean indexing)
 
 
 @dataclass

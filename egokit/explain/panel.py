@@ -2,9 +2,11 @@
 
 Panel, top to bottom: the caption and the VTM match probability; the sampled frames (with their times); one row
 per fused layer (its gate value in the label) and the mean over layers, each a heat-map of the share of patch
-attention on the caption's words over the frames; optionally the dual tower's CLS rollout; a colour bar; the
-caption's tokens shaded by the attention they receive. Layer rows share one colour scale (the bar's numbers);
-the rollout row is scaled to its own maximum.
+attention on the caption's words over the frames (video<-text); the caption words' own attention over the patches
+(text<-video, mean of the fused layers); optionally the dual tower's CLS rollout; a colour bar; the caption's
+tokens shaded by the attention they receive. Each row's colours run from its own minimum to its maximum
+(printed in the row's label): the maps of one layer differ by a few hundredths across patches, which a scale shared
+with other layers would hide; the raw values are in the JSON. The mp4 uses the mean map's range.
 """
 
 from __future__ import annotations
@@ -51,33 +53,40 @@ def _resize_map(grid: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(grid.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
 
 
-def overlay(frame: np.ndarray, heat: np.ndarray, size: int, vmax: float, alpha: float = 0.55) -> np.ndarray:
-    """``frame`` (S, S, 3) resized to ``size`` and blended with the colour-mapped ``heat`` (gh, gw) / ``vmax``."""
+def overlay(frame: np.ndarray, heat: np.ndarray, size: int, lo: float, hi: float, alpha: float = 0.55) -> np.ndarray:
+    """``frame`` (S, S, 3) resized to ``size`` and blended with ``heat`` (gh, gw) colour-mapped from ``lo`` (dark)
+    to ``hi`` (bright)."""
     from PIL import Image
 
     base = np.asarray(Image.fromarray(frame).resize((size, size), Image.BILINEAR), dtype=np.float64)
-    colour = colormap(_resize_map(heat, size) / max(vmax, 1e-12)).astype(np.float64)
+    colour = colormap((_resize_map(heat, size) - lo) / max(hi - lo, 1e-12)).astype(np.float64)
     return (base * (1 - alpha) + colour * alpha).round().astype(np.uint8)
 
 
-def render_panel(ex, cell: int = 128, title: str | None = None):
+def _row(ex, label: str, maps: np.ndarray, cell: int) -> tuple[str, list[np.ndarray]]:
+    """One panel row: ``maps`` (F, gh, gw) over the frames, stretched from the row's minimum to its maximum (the
+    range is printed in the label, with enough decimals to tell them apart), so the frames of a row compare and the
+    spatial contrast shows."""
+    lo, hi = float(maps.min()), float(maps.max())
+    digits = int(min(5, max(2, np.ceil(-np.log10(max(hi - lo, 1e-5))) + 1)))
+    return f"{label}\n{lo:.{digits}f} - {hi:.{digits}f}", [overlay(ex.frames[k], maps[k], cell, lo, hi)
+                                                          for k in range(len(maps))]
+
+
+def render_panel(ex, cell: int = 128):
     """The panel as a ``PIL.Image`` (RGB)."""
     from PIL import Image, ImageDraw
 
     f = ex.grid[0]
     maps = ex.heatmaps()
-    rows: list[tuple[str, list[np.ndarray]]] = []
-    vmax = float(max(maps.max(), 1e-6))
     frames = [np.asarray(Image.fromarray(fr).resize((cell, cell), Image.BILINEAR)) for fr in ex.frames]
-    rows.append(("frames", frames))
+    rows: list[tuple[str, list[np.ndarray]]] = [("frames", frames)]
     for i, layer in enumerate(ex.layers):
-        rows.append((f"layer {layer}\ngate {ex.gates[i]:+.3f}", [overlay(ex.frames[k], maps[i, k], cell, vmax)
-                                                             for k in range(f)]))
-    rows.append(("mean of\nfused layers", [overlay(ex.frames[k], maps.mean(0)[k], cell, vmax) for k in range(f)]))
+        rows.append(_row(ex, f"layer {layer}\ngate {ex.gates[i]:+.3f}", maps[i], cell))
+    rows.append(_row(ex, "mean of\nfused layers", maps.mean(0), cell))
+    rows.append(_row(ex, "words -> video\n(text<-video)", ex.text_heatmaps().mean(0), cell))
     if ex.rollout is not None:
-        rmax = float(max(ex.rollout.max(), 1e-12))
-        rows.append(("rollout, dual\n(own scale)", [overlay(ex.frames[k], ex.rollout[k], cell, rmax)
-                                                    for k in range(f)]))
+        rows.append(_row(ex, "rollout of the\ndual tower", ex.rollout, cell))
     font, small = _font(15), _font(12)
     width = LABEL_W + f * (cell + GAP) + 70
     caption = textwrap.wrap(f"“{ex.text}”", width=max(20, width // 9))
@@ -96,8 +105,9 @@ def render_panel(ex, cell: int = 128, title: str | None = None):
     y = header_h
     for r, (label, cells) in enumerate(rows):
         top = y + r * (cell + GAP)
-        for k, line in enumerate(label.split("\n")):
-            draw.text((8, top + cell // 2 - 16 + 16 * k), line, fill=TEXT if k == 0 else DIM, font=small)
+        lines = label.split("\n")
+        for k, line in enumerate(lines):
+            draw.text((8, top + cell // 2 - 8 * len(lines) + 16 * k), line, fill=TEXT if k == 0 else DIM, font=small)
         for k, tile in enumerate(cells):
             image.paste(Image.fromarray(tile), (LABEL_W + k * (cell + GAP), top))
         if r == 0 and ex.frame_times:
@@ -105,15 +115,16 @@ def render_panel(ex, cell: int = 128, title: str | None = None):
                 x0 = LABEL_W + k * (cell + GAP)
                 draw.rectangle((x0, top + cell - 16, x0 + 52, top + cell), fill=BACKGROUND)
                 draw.text((x0 + 3, top + cell - 15), f"{t:.2f} s", fill=TEXT, font=small)
-    # colour bar beside the layer rows
+    # colour bar beside the map rows: each row runs from its own minimum to its maximum
     bar_top = header_h + cell + GAP
-    bar_h = (len(ex.layers) + 1) * (cell + GAP) - GAP
+    bar_h = (len(rows) - 1) * (cell + GAP) - GAP
     bar_x = LABEL_W + f * (cell + GAP) + 6
     ramp = colormap(np.linspace(1, 0, bar_h))[:, None, :].repeat(14, axis=1)
     image.paste(Image.fromarray(ramp), (bar_x, bar_top))
-    draw.text((bar_x + 17, bar_top - 2), f"{vmax:.2f}", fill=TEXT, font=small)
-    draw.text((bar_x + 17, bar_top + bar_h // 2 - 6), f"{vmax / 2:.2f}", fill=DIM, font=small)
-    draw.text((bar_x + 17, bar_top + bar_h - 12), "0", fill=TEXT, font=small)
+    draw.text((bar_x + 17, bar_top - 2), "row", fill=TEXT, font=small)
+    draw.text((bar_x + 17, bar_top + 12), "max", fill=TEXT, font=small)
+    draw.text((bar_x + 17, bar_top + bar_h - 26), "row", fill=TEXT, font=small)
+    draw.text((bar_x + 17, bar_top + bar_h - 12), "min", fill=TEXT, font=small)
     # caption tokens shaded by the attention they receive (mean over layers and patches)
     weights = ex.token_attention().mean(0)
     top = header_h + grid_h
@@ -171,7 +182,7 @@ def write_explanation_mp4(ex, path: str | Path, *, size: int = 256, max_seconds:
     times = slot_times(range(first, min(last, info.num_frames - 1) + 1), info.fps)
     frames = EvalTransform(ex.frames.shape[1])(read_frames_at(ex.video, times)).permute(0, 2, 3, 1).numpy()
     mean = ex.mean_heatmap()
-    vmax = float(max(mean.max(), 1e-6))
+    lo, hi = float(mean.min()), float(mean.max())
     sampled = np.asarray(ex.frame_times)
     font = _font(13)
     score = f"VTM {ex.vtm:.3f}" if ex.vtm is not None else ""
@@ -184,7 +195,7 @@ def write_explanation_mp4(ex, path: str | Path, *, size: int = 256, max_seconds:
         for n, (t, frame) in enumerate(zip(times, frames)):
             k = int(np.abs(sampled - t).argmin())
             canvas = Image.new("RGB", (size, size + 24), BACKGROUND)
-            canvas.paste(Image.fromarray(overlay(frame, mean[k], size, vmax)), (0, 24))
+            canvas.paste(Image.fromarray(overlay(frame, mean[k], size, lo, hi)), (0, 24))
             draw = ImageDraw.Draw(canvas)
             draw.text((4, 5), f"{t:.2f}s {score}  {ex.text}"[:60], fill=TEXT, font=font)
             video_frame = av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24").reformat(format="yuv420p")

@@ -260,9 +260,9 @@ def test_panel_shows_the_maps(setup):
     a = explain_clip(model, tok, path, "a red cup on the table")
     b = explain_clip(model, tok, path, "the green ball")
     pa, pb = np.asarray(render_panel(a, 48)), np.asarray(render_panel(b, 48))
-    header_a = pa.shape[0] - (4 * (48 + GAP) + 16) - 64
+    header_a = pa.shape[0] - (5 * (48 + GAP) + 16) - 64  # frames, 2 layers, mean, words -> video
     frames_a = pa[header_a:header_a + 48, LABEL_W:LABEL_W + 48]
-    header_b = pb.shape[0] - (4 * (48 + GAP) + 16) - 64
+    header_b = pb.shape[0] - (5 * (48 + GAP) + 16) - 64
     frames_b = pb[header_b:header_b + 48, LABEL_W:LABEL_W + 48]
     assert np.array_equal(frames_a, frames_b)
     layer_a = pa[header_a + 48 + GAP:header_a + 2 * 48 + GAP, LABEL_W:LABEL_W + 2 * 48]
