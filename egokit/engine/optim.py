@@ -42,11 +42,15 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, *, lr_mult_he
     return out
 
 
-def adamw(groups: list[dict], *, lr: float, betas=(0.9, 0.98), eps: float = 1e-8, device: torch.device | None = None):
-    """torch AdamW (decoupled decay, bias correction), fused where the device supports it."""
+def adamw(groups: list[dict], *, lr: float, betas=(0.9, 0.98), eps: float = 1e-8, device: torch.device | None = None,
+          capturable: bool = False):
+    """torch AdamW (decoupled decay, bias correction), fused where the device supports it. ``capturable`` keeps the
+    step counters on the device so the update can be recorded in a CUDA graph (the learning rates are then baked
+    into the graph unless they are tensors)."""
     clean = [{k: v for k, v in g.items() if k != "param_names"} for g in groups]
     fused = device is not None and device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(clean, lr=lr, betas=tuple(betas), eps=eps, fused=fused)
+    extra = {"capturable": True} if capturable else {}
+    return torch.optim.AdamW(clean, lr=lr, betas=tuple(betas), eps=eps, fused=fused, **extra)
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,

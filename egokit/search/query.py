@@ -94,7 +94,7 @@ class SearchIndex:
         n = len(self)
         k = min(k, n)
         rows_per_chunk = chunk_rows or max(256, CHUNK_BYTES // (4 * self.dim))
-        qm = torch.from_numpy(np.ascontiguousarray(q))  # (Q, D)
+        qt = torch.from_numpy(np.ascontiguousarray(q.T))  # (D, Q)
         buf = torch.empty((min(rows_per_chunk, n), self.dim), dtype=torch.float32)
         best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
         best_r = np.zeros((len(q), 0), dtype=np.int64)
@@ -109,7 +109,9 @@ class SearchIndex:
                     warnings.simplefilter("ignore", UserWarning)
                     view = torch.from_numpy(np.asarray(block))
                 b.copy_(view)  # float16 -> float32 while copying
-                scores = torch.mm(qm, b.T)  # (Q, m)
+                # rows x queries, the matrix on the left: BLAS streams the rows once (the (Q, D) x (D, m) form is
+                # ~10x slower for one query at D=4096, measured on this project's 2-core machine)
+                scores = torch.mm(b, qt).T  # (Q, m) view
                 kk = min(k, len(block))
                 vals, idx = torch.topk(scores, min(kk + 1, len(block)), dim=1)  # sorted, best first
                 cand_s, cand_r = vals[:, :kk].numpy(), idx[:, :kk].numpy().astype(np.int64) + r0

@@ -142,3 +142,19 @@ def test_bad_slot_counts_are_rejected(bad):
 
     with pytest.raises(ConfigError, match="data.mlm_slots"):
         PretrainCollator(Tok(), mlm_slots=bad)
+
+
+def test_recipe_keys_reach_the_step_and_a_bad_checkpointing_value_names_its_field():
+    from egokit.engine.pretrain import build_model
+    from egokit.engine.pretrain_recipe import load_pretrain_recipe
+    from egokit.errors import ConfigError
+    from tests.conftest import MICRO_MODEL_OVERRIDES
+
+    recipe = load_pretrain_recipe({}, [*MICRO_MODEL_OVERRIDES, "model.gradient_checkpointing=selective",
+                                       "data.mlm_slots=4", "train.static_shapes=false"])
+    assert recipe.data.mlm_slots == 4 and recipe.train.static_shapes is False
+    assert build_model(recipe, vocab_size=None).config.gradient_checkpointing == "selective"
+    assert load_pretrain_recipe({}, []).train.static_shapes is True  # the default
+    bad = load_pretrain_recipe({}, [*MICRO_MODEL_OVERRIDES, "model.gradient_checkpointing=partial"])
+    with pytest.raises(ConfigError, match=r"model\.gradient_checkpointing: .*none, full or selective"):
+        build_model(bad, vocab_size=None)
