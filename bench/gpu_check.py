@@ -382,7 +382,8 @@ class Row:
 
     @property
     def spec(self) -> str:
-        return ":".join([str(self.batch), self.mode, self.attention] + ([",".join(self.options)] if self.options else []))
+        options = [",".join(self.options)] if self.options else []
+        return ":".join([str(self.batch), self.mode, self.attention, *options])
 
 
 MODES = ["eager", "compiled", "cudagraphs", "fullgraph", "captured", "blocks-captured", "eager-captured"]
@@ -431,7 +432,8 @@ def build_step(cfg: EgoVLPv2Config, device: torch.device, row: Row, compile_back
     Step k (from 1) draws its VTM pairs with seed k in every mode, so rows can be compared step by step."""
     model = step_model(cfg, device, row)
     if row.mode in ("compiled", "cudagraphs", "blocks-captured"):
-        model.compile_blocks(backend=compile_backend, **({"mode": "reduce-overhead"} if row.mode == "cudagraphs" else {}))
+        extra = {"mode": "reduce-overhead"} if row.mode == "cudagraphs" else {}
+        model.compile_blocks(backend=compile_backend, **extra)
     objective = PretrainObjective(model, doubled=False, static_shapes=row.static, mlm_slots=row.slots)
     run = objective
     if row.mode in ("fullgraph", "captured"):
@@ -542,7 +544,8 @@ def model_flops(cfg: EgoVLPv2Config, device: torch.device, batch: int, cache: di
 
     if batch <= max_counted:
         total = counted(batch)
-        return {"flops_per_step": total, "flops_by_op": dict(list(cache[batch][1].items())[:8]), "flops_method": "counted"}
+        return {"flops_per_step": total, "flops_by_op": dict(list(cache[batch][1].items())[:8]),
+                "flops_method": "counted"}
     lo, hi = max(1, max_counted // 4), max_counted
     f_lo, f_hi = counted(lo), counted(hi)
     total = int(f_hi + (f_hi - f_lo) * (batch - hi) / (hi - lo))
@@ -978,7 +981,8 @@ def main() -> int:
             why = "time budget --budget-s" if not sweep_stopped else "an earlier sweep batch did not fit"
             result.setdefault("skipped", []).append(f"{row.spec} ({why})")
             continue
-        stage(f"train step {row.spec}" + (f" ({compile_backend})" if row.mode not in ("eager", "eager-captured") else ""))
+        compiled = row.mode not in ("eager", "eager-captured")
+        stage(f"train step {row.spec}" + (f" ({compile_backend})" if compiled else ""))
         try:
             if row.batch <= check_max and row.batch not in references:
                 references[row.batch] = reference_losses(cfg, device, row.batch, WARMUP + 1)

@@ -96,6 +96,7 @@ def time_search(index: SearchIndex, batch: int, repeats: int, chunk_rows: int | 
     med = statistics.median(times)
     mem = memory()
     return {"batch": batch, "first_pass_s": round(cold, 4), "s_per_batch": round(med, 4),
+            "best_s_per_batch": round(min(times), 4),
             "s_per_query": round(med / batch, 5), "queries_per_s": round(batch / med, 1),
             "rss_anon_mib": round(mem.get("RssAnon", 0)), "rss_file_mib": round(mem.get("RssFile", 0)),
             "search_anon_mib": round(mem.get("RssAnon", 0) - base.get("RssAnon", 0)),
@@ -143,6 +144,8 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: 32 MiB of float32)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--dir", default=None, help="where to write the temporary index (default: the temp dir)")
+    parser.add_argument("--keep", default=None, help="write the indexes to KEEP/index-<dim> and keep them; an index "
+                                                     "already there (same windows) is reused")
     parser.add_argument("--text-model", default="egovlpv2-base", help="'' to skip the text-encoder rows")
     parser.add_argument("--quick", action="store_true", help="100k windows, 256-d only, 2 repeats")
     parser.add_argument("--json", default=None, help="write the results to this file")
@@ -164,7 +167,10 @@ def main() -> None:
     for dim in args.dims:
         with tempfile.TemporaryDirectory(dir=args.dir, prefix="egokit-bench-search-") as tmp:
             t0 = time.perf_counter()
-            folder = write_index(Path(tmp) / f"index-{dim}", args.windows, dim, args.dtype)
+            folder = Path(args.keep or tmp) / f"index-{dim}-{args.dtype}"
+            meta = json.loads((folder / INDEX_NAME).read_text()) if (folder / INDEX_NAME).is_file() else {}
+            if meta.get("count") != args.windows:
+                write_index(folder, args.windows, dim, args.dtype)
             written = time.perf_counter() - t0
             size_mib = os.path.getsize(folder / "vectors-bench.npy") / 2**20
             for batch in args.batches:  # a fresh process per row: its peak RSS is the search's alone

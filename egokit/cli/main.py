@@ -70,7 +70,8 @@ def main() -> None:
             from egokit.cli.invocation import interrupt_message, invoked_command
 
             print(interrupt_message(exc, invoked_command()), file=sys.stderr, flush=True)
-        raise SystemExit(exc.exit_code) from None
+        code = exc.exit_code
+        traceback.clear_frames(exc.__traceback__)
     except Exception as exc:
         code = report_failure(exc, debug, report_error)
         if code is None:  # a bug: Python's traceback

@@ -17,7 +17,8 @@ def pretrain(
     """Pretrain with EgoNCE + MLM + VTM (Accelerate: run under `accelerate launch` for several processes).
 
     SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 stop the run after the current step with a checkpoint and print the command
-    that continues it (exit code 128 + the signal number, e.g. 143 for SIGTERM); a second signal stops at once."""
+    that continues it (exit code 128 + the signal number, e.g. 143 for SIGTERM); a second signal stops at once. A
+    new run refuses an output_dir that holds an earlier run (continue that one with --resume latest)."""
     from egokit.cli.invocation import invoked_command
     from egokit.pretrain import pretrain as run
 

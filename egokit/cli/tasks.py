@@ -70,7 +70,8 @@ def _print_metrics(title: str, task, metrics: dict) -> None:
     console.print(table)
 
 
-def _run(action: str, task: str, ckpt, recipe, data, output, overrides, precision, seed, tokenizer) -> None:
+def _run(action: str, task: str, ckpt, recipe, data, output, overrides, precision, seed, tokenizer,
+         resume: str | None = None) -> None:
     from egokit.io import check_output_dir
     from egokit.tasks.runner import run_task
 
@@ -78,7 +79,7 @@ def _run(action: str, task: str, ckpt, recipe, data, output, overrides, precisio
     options, model_overrides = _split_overrides(overrides or [])
     run = run_task(task, action, checkpoint=ckpt, recipe=recipe, overrides=options, data=data, output_dir=output,
                    precision=precision, seed=seed, tokenizer=tokenizer, model_overrides=model_overrides,
-                   console=console)
+                   console=console, resume=resume)
     if run.results_path is not None:
         title = f"{task} ({ckpt})" if action == "eval" else f"{task} fine-tuning"
         _print_metrics(title, run.task, run.metrics)
@@ -111,9 +112,16 @@ def train_cmd(
     precision: str = typer.Option("fp32", help="fp32, bf16 or fp16."),
     tokenizer: Optional[str] = typer.Option(None),
     seed: int = typer.Option(0),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run in the same output "
+                                         "folder: 'latest' (its newest training checkpoint) or a checkpoint folder; "
+                                         "give the same options as the interrupted command."),
 ) -> None:
-    """Fine-tune on a task with its recipe; writes checkpoints and results under the output folder."""
+    """Fine-tune on a task with its recipe; writes checkpoints and results under the output folder.
+
+    SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 stop the run after the current step with a checkpoint and print the command
+    that continues it (exit code 128 + the signal number, e.g. 143 for SIGTERM); a second signal stops at once. A
+    new run refuses an output folder that holds an earlier run (continue that one with --resume latest)."""
     if recipe is not None and "=" in str(recipe):  # `egokit train TASK key=value` without a recipe file
         overrides = [str(recipe), *(overrides or [])]
         recipe = None
-    _run("train", task, ckpt, recipe, data, output, overrides, precision, seed, tokenizer)
+    _run("train", task, ckpt, recipe, data, output, overrides, precision, seed, tokenizer, resume)

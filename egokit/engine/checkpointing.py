@@ -44,9 +44,13 @@ def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def save_training_checkpoint(root: Path, step: int, *, model, tokenizer, training_state: dict[str, Any],
-                             rank: int, world_size: int, barrier, keep: int = 2) -> Path:
-    """Write ``root/step-N`` atomically (all ranks call this; rank 0 writes the shared files)."""
+def save_training_checkpoint(root: Path, step: int, *, model=None, tokenizer=None, training_state: dict[str, Any],
+                             rank: int, world_size: int, barrier, keep: int = 2,
+                             files: dict[str, Any] | None = None) -> Path:
+    """Write ``root/step-N`` atomically (all ranks call this; rank 0 writes the shared files).
+
+    ``model`` (an EgoVLPv2) makes the folder a loadable egokit model; ``files`` (``{name: object}``, rank 0) are
+    written with ``torch.save`` beside ``training_state.pt`` (e.g. the state dict of a fine-tuned module)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}"
@@ -56,7 +60,10 @@ def save_training_checkpoint(root: Path, step: int, *, model, tokenizer, trainin
     barrier()
     torch.save(rng_state(), tmp / f"rng-rank{rank}.pt")
     if rank == 0:
-        save_pretrained(model, tmp, tokenizer=tokenizer)
+        if model is not None:
+            save_pretrained(model, tmp, tokenizer=tokenizer)
+        for name, value in (files or {}).items():
+            torch.save(value, tmp / name)
         torch.save(training_state, tmp / "training_state.pt")
     barrier()
     if rank == 0:
@@ -94,10 +101,10 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
 
 
-def resolve_resume(run_dir: Path, resume: str) -> Path:
-    """``latest`` -> newest complete checkpoint of ``run_dir``; otherwise a checkpoint folder path."""
+def resolve_resume(run_dir: Path, resume: str, *, folder: str = "checkpoints") -> Path:
+    """``latest`` -> newest complete checkpoint under ``run_dir/folder``; otherwise a checkpoint folder path."""
     if resume == "latest":
-        root = run_dir / "checkpoints"
+        root = Path(run_dir) / folder
         pointer = root / "latest"
         if pointer.is_file():
             candidate = root / pointer.read_text().strip()
@@ -124,3 +131,42 @@ def load_training_state(folder: Path, rank: int) -> tuple[dict[str, Any], dict[s
     rng_path = folder / f"rng-rank{rank}.pt"
     rng = torch.load(rng_path, map_location="cpu", weights_only=True) if rng_path.is_file() else None
     return state, rng
+
+
+def check_fresh_run(run_dir: Path, checkpoints: Path, *, elsewhere: str) -> None:
+    """Refuse to start a new (not resumed) run in the folder of an earlier one.
+
+    Its ``metrics.jsonl`` would hold two runs' records (two step 1s, appended after each other) and the checkpoint
+    rotation would mix both runs' checkpoints, so the choice is the user's: continue the earlier run
+    (``--resume latest``), write the new one elsewhere (``elsewhere``: the option that names the output folder),
+    or move the old folder away. Nothing is deleted. A folder without records or complete checkpoints (a run that
+    stopped before its first step, or outputs of other commands) is fine. Every process may call this: it only
+    reads."""
+    from egokit.errors import ConfigError
+
+    found = []
+    metrics = Path(run_dir) / "metrics.jsonl"
+    if _has_records(metrics):
+        found.append(f"records in {metrics.name}")
+    done = list_checkpoints(Path(checkpoints))
+    if done:
+        found.append(f"training checkpoints in {Path(checkpoints).name}/")
+    if found:
+        raise ConfigError(f"{run_dir} holds an earlier run ({' and '.join(found)}): continue it with --resume latest, "
+                          f"write this run to a new folder ({elsewhere}), or move that folder away")
+
+
+def _has_records(path: Path) -> bool:
+    import json
+
+    if not path.is_file():
+        return False
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "step" in record:
+                return True
+    return False

@@ -14,7 +14,10 @@ class FinetuneOptions:
 
     Tasks subclass it to change defaults or add their own training settings (a loss margin, a temperature).
     ``lr`` ``None`` means "the chosen head's own default" for tasks with several heads. ``select`` is the metric
-    (one of the task's) that picks the best epoch on validation data; ``None``: the task's headline metric."""
+    (one of the task's) that picks the best epoch on validation data; ``None``: the task's headline metric.
+    ``checkpoint_every`` is the number of optimizer steps between the training checkpoints that ``egokit train
+    TASK --resume latest`` continues from (``None``: at the end of every epoch); one is also written at the end of
+    the run and when a stop signal arrives."""
 
     epochs: int = 1
     max_steps: Optional[int] = None
@@ -29,4 +32,5 @@ class FinetuneOptions:
     lr_mult_head: float = 1.0
     lr_mult_cross: float = 1.0
     log_every: int = 10
+    checkpoint_every: Optional[int] = None
     select: Optional[str] = None

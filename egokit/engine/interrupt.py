@@ -46,16 +46,19 @@ def signal_name(signum: int) -> str:
 class TrainingInterrupted(BaseException):
     """A training loop stopped by a signal after finishing its current step and saving what it can.
 
-    ``checkpoint`` is the training checkpoint written at ``step`` (``None``: the loop cannot resume, e.g.
-    fine-tuning). A ``BaseException`` like ``KeyboardInterrupt``: a stop that was asked for, not an error, so
-    ``except Exception`` blocks let it through. ``main_process`` says whether this process reports it."""
+    ``checkpoint`` is the training checkpoint written at ``step`` (``None``: none was written). ``resumable``
+    says whether ``--resume latest`` continues the run; by default, whether a checkpoint was written (a task whose
+    resume redoes cheap work from cached inputs, such as a feature head, is resumable without one). A
+    ``BaseException`` like ``KeyboardInterrupt``: a stop that was asked for, not an error, so ``except Exception``
+    blocks let it through. ``main_process`` says whether this process reports it."""
 
     def __init__(self, step: int, signum: int, checkpoint: str | os.PathLike | None = None, *,
-                 main_process: bool = True) -> None:
+                 main_process: bool = True, resumable: bool | None = None) -> None:
         self.step = step
         self.signum = int(signum)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.main_process = main_process
+        self._resumable = resumable
         where = f"; checkpoint {self.checkpoint}" if self.checkpoint is not None else "; no checkpoint"
         super().__init__(f"interrupted by {signal_name(self.signum)} at step {step}{where}")
 
@@ -65,7 +68,7 @@ class TrainingInterrupted(BaseException):
 
     @property
     def resumable(self) -> bool:
-        return self.checkpoint is not None
+        return self.checkpoint is not None if self._resumable is None else self._resumable
 
 
 def _say(text: str) -> None:

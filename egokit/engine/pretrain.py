@@ -19,8 +19,9 @@ from rich.progress import TextColumn
 from rich.table import Table
 from torch.utils.data import DataLoader
 
-from egokit.engine.checkpointing import (checkpoint_step, load_training_state, remove_stale_temporaries,
-                                         resolve_resume, save_training_checkpoint, set_rng_state)
+from egokit.engine.checkpointing import (check_fresh_run, checkpoint_step, load_training_state,
+                                         remove_stale_temporaries, resolve_resume, save_training_checkpoint,
+                                         set_rng_state)
 from egokit.engine.interrupt import StopSignals, TrainingInterrupted, ignore_stop_signals, shielded_workers
 from egokit.engine.logging import RunLogger, check_trackers, flat_config, truncate_metrics
 from egokit.engine.objective import PretrainObjective
@@ -148,6 +149,11 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
     run_dir = Path(recipe.output_dir)
     resolved = recipe_dict(recipe)
     folder = resolve_resume(run_dir, resume) if resume else None
+    if folder is None:  # a new run never appends to an earlier run's metrics and checkpoints
+        check_fresh_run(run_dir, run_dir / "checkpoints", elsewhere="output_dir=NEW_FOLDER")
+    if recipe.train.checkpoint_every < 0:
+        raise ConfigError(f"train.checkpoint_every must be a number of steps (0: once per epoch), got "
+                          f"{recipe.train.checkpoint_every}")
     resumed_step = checkpoint_step(folder) if folder is not None else None
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -175,6 +181,7 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
     total_steps = recipe.train.max_steps or recipe.train.epochs * steps_per_epoch
     if total_steps < 1:
         raise ConfigError("the recipe trains for 0 steps: check train.epochs/max_steps and the dataset size")
+    checkpoint_every = recipe.train.checkpoint_every or max(1, steps_per_epoch)  # 0: once per epoch
 
     objective = PretrainObjective(model, temperature=recipe.loss.temperature,
                                   weights=(recipe.loss.egonce, recipe.loss.mlm, recipe.loss.vtm),
@@ -194,6 +201,8 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
         state, rng = load_training_state(folder, rank)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("evaluator") is not None and hasattr(evaluate, "load_state_dict"):
+            evaluate.load_state_dict(state["evaluator"])  # e.g. the best checkpoint so far (egokit train egomcq)
         step, epoch, micro = state["step"], state["epoch"], state["micro_batch"]
         if rng is not None:
             set_rng_state(rng)
@@ -259,9 +268,9 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
                         eval_metrics = _evaluate(evaluate, accelerator, objective, tokenizer, step, final=False)
                         logger.log(step, _flat_eval(eval_metrics))
                     signum = stop.agreed(accelerator)  # a stop asked for on any process stops all after this step
-                    if step % recipe.train.checkpoint_every == 0 or step == total_steps or signum:
+                    if step % checkpoint_every == 0 or step == total_steps or signum:
                         _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer,
-                                    scheduler, resolved, recipe.train.keep_checkpoints)
+                                    scheduler, resolved, recipe.train.keep_checkpoints, evaluate)
                     if signum:
                         logger.close()
                         raise TrainingInterrupted(step, signum, _step_folder(run_dir, step),
@@ -276,7 +285,7 @@ def pretrain(recipe_path: str | Path | dict | None, overrides: Sequence[str] = (
         if signum:
             if not (_step_folder(run_dir, step) / "COMPLETE").is_file():  # resumed from another run's checkpoint
                 _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer, scheduler,
-                            resolved, recipe.train.keep_checkpoints)
+                            resolved, recipe.train.keep_checkpoints, evaluate)
             logger.close()
             raise TrainingInterrupted(step, signum, _step_folder(run_dir, step),
                                       main_process=accelerator.is_main_process)
@@ -359,10 +368,12 @@ def _stats_text(terms: dict[str, float], lr: float, clips: int, step_time: float
 
 
 def _checkpoint(run_dir, step, epoch, micro, accelerator, objective, tokenizer, optimizer, scheduler,
-                resolved, keep) -> None:
+                resolved, keep, evaluate=None) -> None:
     inner = getattr(optimizer, "optimizer", optimizer)  # AcceleratedOptimizer wraps the torch optimizer
     state = {"step": step, "epoch": epoch, "micro_batch": micro, "optimizer": inner.state_dict(),
              "scheduler": scheduler.state_dict(), "recipe": resolved}
+    if hasattr(evaluate, "state_dict"):  # what the evaluator keeps across evaluations (the best so far)
+        state["evaluator"] = evaluate.state_dict()
     save_training_checkpoint(run_dir / "checkpoints", step, model=accelerator.unwrap_model(objective).model,
                              tokenizer=tokenizer, training_state=state, rank=accelerator.process_index,
                              world_size=accelerator.num_processes, barrier=accelerator.wait_for_everyone, keep=keep)

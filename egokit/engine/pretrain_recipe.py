@@ -82,7 +82,7 @@ class TrainSection:
     grad_accum: int = 1
     seed: int = 0
     log_every: int = 10
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 1000                # steps between checkpoints (0: once per epoch)
     keep_checkpoints: int = 2
     compile: bool = False                       # torch.compile the transformer blocks (CUDA; slow start)
     compile_backend: str = "inductor"           # any torch.compile backend (aot_eager: checks without a compiler)

@@ -54,6 +54,43 @@ def _topk_merge(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarra
     return np.take_along_axis(scores, order, -1), np.take_along_axis(rows, order, -1)
 
 
+def _merge_topk(scores, best_s: np.ndarray, best_r: np.ndarray, r0: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the best ``k`` of a chunk's ``scores`` (Q, m) (rows ``r0 ...``) into the running top-k."""
+    import torch
+
+    m = scores.shape[1]
+    kk = min(k, m)
+    vals, idx = torch.topk(scores, min(kk + 1, m), dim=1)  # sorted, best first
+    cand_s, cand_r = vals[:, :kk].numpy().copy(), idx[:, :kk].numpy().astype(np.int64) + r0
+    if vals.shape[1] > kk:  # an exact tie across the k-th place: keep the lowest rows, as a full sort would
+        for j in torch.nonzero(vals[:, kk] == vals[:, kk - 1]).flatten().tolist():
+            col = scores[j].numpy()
+            pick = np.flatnonzero(col >= vals[j, kk - 1].item())
+            order = np.lexsort((pick, -col[pick]))[:kk]
+            cand_s[j], cand_r[j] = col[pick[order]], pick[order] + r0
+    return _topk_merge(np.concatenate([best_s, cand_s], 1), np.concatenate([best_r, cand_r], 1), k)
+
+
+def _merge_above(scores, best_s: np.ndarray, best_r: np.ndarray, r0: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Once every query has ``k`` results, only scores above its current k-th best can enter. Those are few after
+    the first chunks (about k * m / rows seen so far), so one comparison replaces a top-k over the chunk. Rows come
+    in increasing order, so a later row that only ties the k-th best stays out, as a full sort would keep it out."""
+    import torch
+
+    above = scores > torch.from_numpy(best_s[:, -1:])
+    if not bool(above.any()):
+        return best_s, best_r
+    qi, ri = torch.nonzero(above, as_tuple=True)
+    vals = scores[qi, ri].numpy()
+    qi, ri = qi.numpy(), ri.numpy().astype(np.int64) + r0
+    best_s, best_r = best_s.copy(), best_r.copy()
+    for j in np.unique(qi):
+        sel = qi == j
+        s, r = _topk_merge(np.concatenate([best_s[j], vals[sel]])[None], np.concatenate([best_r[j], ri[sel]])[None], k)
+        best_s[j], best_r[j] = s[0], r[0]
+    return best_s, best_r
+
+
 class SearchIndex:
     """An index folder opened for search: ``vectors`` (N, D) and ``windows`` (N,) memory-mapped, read-only."""
 
@@ -112,20 +149,10 @@ class SearchIndex:
                 # rows x queries, the matrix on the left: BLAS streams the rows once (the (Q, D) x (D, m) form is
                 # ~10x slower for one query at D=4096, measured on this project's 2-core machine)
                 scores = torch.mm(b, qt).T  # (Q, m) view
-                kk = min(k, len(block))
-                vals, idx = torch.topk(scores, min(kk + 1, len(block)), dim=1)  # sorted, best first
-                cand_s, cand_r = vals[:, :kk].numpy(), idx[:, :kk].numpy().astype(np.int64) + r0
-                if vals.shape[1] > kk:  # an exact tie across the k-th place: keep the lowest rows, as a full sort
-                    tied = torch.nonzero(vals[:, kk] == vals[:, kk - 1]).flatten().tolist()
-                    if tied:
-                        cand_s, cand_r = cand_s.copy(), cand_r.copy()
-                    for j in tied:
-                        col = scores[j].numpy()
-                        pick = np.flatnonzero(col >= vals[j, kk - 1].item())
-                        order = np.lexsort((pick, -col[pick]))[:kk]
-                        cand_s[j], cand_r[j] = col[pick[order]], pick[order] + r0
-                best_s, best_r = _topk_merge(np.concatenate([best_s, cand_s], 1),
-                                             np.concatenate([best_r, cand_r], 1), k)
+                if best_s.shape[1] == k:
+                    best_s, best_r = _merge_above(scores, best_s, best_r, r0, k)
+                else:
+                    best_s, best_r = _merge_topk(scores, best_s, best_r, r0, k)
         finally:
             torch.set_num_threads(threads)
         return best_s, best_r

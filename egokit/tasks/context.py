@@ -22,6 +22,11 @@ class TaskContext:
     towers without fusion layers or heads (see :func:`egokit.checkpoint.dual_config`); ``fusion`` and ``ensemble``
     tasks get the whole model. ``model``/``tokenizer`` may be given in memory (periodic evaluation during
     pretraining), in which case nothing is loaded.
+
+    ``resume`` is ``egokit train TASK --resume``'s value (``"latest"`` or a checkpoint folder; ``None``: a new
+    run). A task that fine-tunes with :func:`egokit.engine.finetune.finetune` passes
+    ``checkpoints=ctx.training_checkpoints(best=best)``: its training checkpoints go to ``OUT/train_state`` and
+    a resumed run continues from one bit for bit.
     """
 
     accelerator: Any
@@ -36,7 +41,9 @@ class TaskContext:
     tokenizer: Any = None
     task_name: str = "task"
     loaded: Any = field(default=None, repr=False)  # the last model load_model() built (for provenance)
+    resume: str | None = None
     _logger: Any = field(default=None, repr=False)
+    _resumed_step: int | None = field(default=None, repr=False, init=False)
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -121,8 +128,34 @@ class TaskContext:
         if self._logger is None:
             from egokit.engine.logging import RunLogger
 
-            self._logger = RunLogger(self.output_dir, enabled=True)
+            self._logger = RunLogger(self.output_dir, enabled=True, resumed_step=self._resumed_step)
         self._logger.log(step, values)
+
+    # ------------------------------------------------------------------------------------------- resuming
+    #: where :meth:`training_checkpoints` puts a fine-tuning run's training checkpoints, under the output folder
+    TRAIN_STATE = "train_state"
+
+    def training_checkpoints(self, **state: Any):
+        """What :func:`~egokit.engine.finetune.finetune` needs to checkpoint and resume this run (its
+        ``checkpoints`` argument): ``OUT/train_state``, ``--resume``'s value, and ``state``, objects saved with
+        every checkpoint and restored on resume (``best=BestCheckpoint(...)``)."""
+        from egokit.engine.finetune import TrainingCheckpoints
+
+        return TrainingCheckpoints(self.path(self.TRAIN_STATE), resume=self.resume, state=dict(state),
+                                   on_resume=self.resumed_from)
+
+    def resumed_from(self, folder: str | Path, step: int) -> None:
+        """A resumed run continues after ``step`` (the checkpoint ``folder``'s): the records the interrupted run
+        logged after it are dropped from ``metrics.jsonl`` (and TensorBoard), so the replayed steps appear once."""
+        from egokit.engine.logging import truncate_metrics
+
+        self._resumed_step = int(step)
+        if self.is_main:
+            truncate_metrics(self.output_dir / "metrics.jsonl", int(step))
+            self.console.print(f"resumed from {folder} at step {step}", highlight=False)
+        if self._logger is not None:  # opened before the resume: reopen with TensorBoard's purge step
+            self._logger.close()
+            self._logger = None
 
     def close(self) -> None:
         if self._logger is not None:

@@ -7,6 +7,13 @@ its class, default sizes, loss and decoder) and a metric. The core trains the ch
 schedule, optional clipping), saves it in the one head format, reloads it for evaluation (checking it was trained
 on the same features), decodes predictions and scores them. Cross-validated tasks (QFVS: leave one video out)
 declare several :class:`Fold`; the others use the single train -> val fold.
+
+Interrupting and resuming: the features are the expensive part and are cached clip by clip (a stopped run keeps
+every finished clip); a head trains in seconds to minutes. So the head loop writes no training checkpoints: a stop
+signal during head training ends the run after the current step (exit 128 + the signal) with the "continue with:
+... --resume latest" line, and ``--resume latest`` reuses the cached features and trains every head again from
+the start. Head training is deterministic (its initialisation, data order and dropout are seeded from ``--seed``
+and the fold), so the resumed run's heads, predictions and metrics equal an uninterrupted run's bit for bit.
 """
 
 from __future__ import annotations
@@ -231,6 +238,24 @@ class FeatureHeadTask(Task):
         return {n: self.feature_split(ctx, options, model, tokenizer, n, head_info) for n in names}, model, tokenizer
 
     def train(self, ctx, options) -> TaskResult:
+        from egokit.engine.interrupt import TrainingInterrupted
+
+        if ctx.resume is not None and ctx.resume != "latest":
+            raise ConfigError(f"{self.name}: --resume {ctx.resume}: a feature-head run has no training checkpoints; "
+                              f"--resume latest reuses its cached features and trains the head again")
+        if ctx.resume is not None and ctx.is_main:
+            ctx.console.print(f"{self.name}: resuming: cached features are reused, the head is trained again from "
+                              f"the start (deterministic: the same head as an uninterrupted run)", highlight=False)
+        try:
+            return self._train(ctx, options)
+        except TrainingInterrupted as exc:
+            if exc.resumable:
+                raise
+            # nothing to save: --resume latest redoes only the head training (see the module docstring)
+            raise TrainingInterrupted(exc.step, exc.signum, None, main_process=exc.main_process,
+                                      resumable=True) from None
+
+    def _train(self, ctx, options) -> TaskResult:
         import torch
 
         options = self.resolved(options)

@@ -135,7 +135,9 @@ class RetrievalTask(Task):
 
     def train(self, ctx, options) -> TaskResult:
         """Contrastive fine-tuning; validates after every epoch and keeps the best checkpoint (by
-        ``finetune.select``) in ``OUT/checkpoint``."""
+        ``finetune.select``) in ``OUT/checkpoint``. Training checkpoints go to ``OUT/train_state`` (every
+        ``finetune.checkpoint_every`` steps, default each epoch's end, and on a stop signal); ``ctx.resume``
+        continues from one bit for bit."""
         from egokit.checkpoint import save_pretrained
         from egokit.engine.finetune import finetune
         from egokit.results import flatten_metrics
@@ -161,6 +163,7 @@ class RetrievalTask(Task):
         objective = DualEncoderObjective(model, lambda t, v, e: self.loss(t, v, e, options))
         run = finetune(ctx.accelerator, objective, dataset, options.finetune, seed=ctx.seed,
                        num_workers=options.num_workers, validate=validate, progress=ctx.progress,
-                       on_log=lambda step, rec: ctx.log(step, {"train/loss": rec["loss"], "lr": rec["lr"]}))
+                       on_log=lambda step, rec: ctx.log(step, {"train/loss": rec["loss"], "lr": rec["lr"]}),
+                       checkpoints=ctx.training_checkpoints(best=best))
         return TaskResult({"best": best.best, "steps": run.steps}, artifacts={"checkpoint": str(folder)},
                           details=val.details, history=run.history)

@@ -42,11 +42,16 @@ def run_task(task: str | Task, action: str = "eval", *, checkpoint: str | None =
              overrides: Sequence[str] = (), data: str | None = None, output_dir: str | Path | None = None,
              precision: str = "fp32", seed: int = 0, tokenizer: str | None = None,
              model_overrides: Mapping[str, Any] | None = None, console: Console | None = None, accelerator=None,
-             model=None, tokenizer_object=None, write_results: bool = True) -> TaskRun:
+             model=None, tokenizer_object=None, write_results: bool = True, resume: str | None = None) -> TaskRun:
     """Resolve ``task``'s options (packaged recipe < ``recipe`` < ``options`` < ``overrides`` < ``data``), run
     ``action`` and write ``OUT/<task>_results.json`` (``_train_results.json`` for training): the metrics, the
     task's mode and metric specs, the resolved options and details, the checkpoint (source, sha256, what was not
-    loaded), package versions and the egokit git revision."""
+    loaded), package versions and the egokit git revision.
+
+    ``resume`` (training only: ``"latest"`` or a checkpoint folder) continues an interrupted ``train`` in the same
+    output folder (``TaskContext.resume``). A new training run refuses an output folder that holds an earlier run
+    (records in ``metrics.jsonl`` or training checkpoints): the two runs' records would mix; resume it, choose
+    another folder or move it away (nothing is deleted)."""
     from egokit.tasks.registry import get_task
 
     if action not in ACTIONS:
@@ -54,16 +59,22 @@ def run_task(task: str | Task, action: str = "eval", *, checkpoint: str | None =
     task = get_task(task) if isinstance(task, str) else task
     if action == "train" and not task.trainable:
         raise PluginError(f"task {task.name!r} has no training (evaluation only)")
+    if resume is not None and action != "train":
+        raise ConfigError(f"--resume continues an interrupted training run; `{action}` has nothing to resume")
     resolved = resolve_options(task, recipe=recipe, options=options, overrides=overrides, data=data)
+    out = Path(output_dir) if output_dir is not None else Path("runs") / task.name
+    if action == "train" and resume is None:
+        from egokit.engine.checkpointing import check_fresh_run
+
+        check_fresh_run(out, out / TaskContext.TRAIN_STATE, elsewhere="-o NEW_FOLDER")
     if accelerator is None:
         from egokit.engine.accel import make_accelerator
 
         accelerator = make_accelerator(mixed_precision="no" if precision == "fp32" else precision)
-    ctx = TaskContext(accelerator=accelerator, checkpoint=checkpoint,
-                      output_dir=Path(output_dir) if output_dir is not None else Path("runs") / task.name,
+    ctx = TaskContext(accelerator=accelerator, checkpoint=checkpoint, output_dir=out,
                       fusion_mode=task.fusion_mode, seed=seed, console=console or Console(),
                       model_overrides=dict(model_overrides or {}), tokenizer_source=tokenizer, model=model,
-                      tokenizer=tokenizer_object, task_name=task.name)
+                      tokenizer=tokenizer_object, task_name=task.name, resume=resume)
     try:
         if action == "eval":
             with accelerator.autocast():

@@ -1,7 +1,8 @@
 """Best-epoch selection on validation data, kept on disk.
 
 Each improvement is written atomically to one folder (the previous best stays readable until the new one is
-complete); nothing is copied in memory, so selection costs no RAM whatever the model size.
+complete); nothing is copied in memory, so selection costs no RAM whatever the model size. What was selected so far
+(``state_dict``) goes into every training checkpoint, so a resumed run compares against the same best.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ __all__ = ["BestCheckpoint"]
 
 class BestCheckpoint:
     """``update(metrics, epoch, step)`` after each validation; ``save(folder)`` writes the current state into an
-    empty folder and is called (main process only) when ``metric`` improves."""
+    empty folder and is called (main process only) when ``metric`` improves. ``best`` holds the best validation's
+    flattened metrics (plain Python numbers) with its ``epoch`` and ``step``; ``state_dict()`` /
+    ``load_state_dict()`` carry it across a resume (``TaskContext.training_checkpoints(best=...)``)."""
 
     def __init__(self, ctx, metric: MetricSpec, folder: str | Path, save: Callable[[Path], Any]) -> None:
         self.ctx, self.metric, self.folder, self._save = ctx, metric, Path(folder), save
@@ -38,9 +41,24 @@ class BestCheckpoint:
                               f"({', '.join(flat)})")
         improved = self.metric.better(float(flat[self.metric.name]), self.value)
         if improved:
-            self.best = {**flat, "epoch": epoch, "step": step}
+            self.best = {**{k: _plain(v) for k, v in flat.items()}, "epoch": epoch, "step": step}
             if self.ctx.is_main:
                 with atomic_dir(self.folder) as tmp:
                     self._save(tmp)
         self.ctx.accelerator.wait_for_everyone()
         return improved
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": None if self.best is None else dict(self.best)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best = state.get("best")
+        self.best = None if best is None else dict(best)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy or 0-d torch scalar as the Python number it holds (what a checkpoint stores and JSON writes)."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return item()
+    return value

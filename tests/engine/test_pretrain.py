@@ -69,11 +69,12 @@ def test_unknown_recipe_key_is_an_error(tiny_synth, tmp_path):
         pretrain(str(REPO / "recipes" / "demo.yaml"), _overrides(tiny_synth, tmp_path / "run", "optim.lrr=1"))
 
 
-def test_two_processes_match_one_process_on_the_same_global_batch(tiny_synth, tmp_path):
+@pytest.mark.parametrize("static", ["true", "false"])  # each rank scores its own slots' pairs / its videos' pairs
+def test_two_processes_match_one_process_on_the_same_global_batch(tiny_synth, tmp_path, static):
     # Some gradients are analytically zero (key biases, the zero-initialised time attention's q/k) and only carry
     # float noise, which differs with the reduction order; Adam with eps 1e-8 would blow that noise up to +-lr.
     # A larger eps keeps every real update (gradients >> 1e-3) and silences the noise.
-    common = ["train.max_steps=2", "train.checkpoint_every=100", "optim.eps=1e-3"]
+    common = ["train.max_steps=2", "train.checkpoint_every=100", "optim.eps=1e-3", f"train.static_shapes={static}"]
     one = _run([sys.executable, "-m", "egokit", "pretrain", "recipes/demo.yaml",
                 *_overrides(tiny_synth, tmp_path / "one", *common, "data.batch_size=4")])
     assert one.returncode == 0, one.stderr[-3000:]

@@ -78,7 +78,8 @@ def test_model_outputs_and_gradients_do_not_depend_on_the_divided_implementation
     if divided == "flex":  # forward only on CPU (see above)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for name, fn in (("video", lambda m: m.encode_video(video)), ("vtm", lambda m: m.vtm_logits(video, ids, mask)),
+            for name, fn in (("video", lambda m: m.encode_video(video)),
+                             ("vtm", lambda m: m.vtm_logits(video, ids, mask)),
                              ("mlm", lambda m: m.mlm_logits(video, ids, mask))):
                 torch.testing.assert_close(fn(other), fn(split), rtol=1e-5, atol=1e-6, msg=name)
         return

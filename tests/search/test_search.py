@@ -93,18 +93,22 @@ def test_exact_topk_equals_brute_force_for_any_chunking_and_breaks_ties_by_row(t
     vecs = {f"v{i}": rng.standard_normal((n, 16)).astype(np.float32) for i, n in enumerate([40, 1, 73, 9])}
     vecs["v2"][5] = vecs["v0"][3]  # exact duplicates: equal scores, the lower row must come first
     vecs["v2"][6] = vecs["v0"][3]
+    vecs["v3"][:] = vecs["v2"][60]  # 9 + 1 equal rows for a query of k=12 -> ties across the 12th place too
     build_index(_write_features(tmp_path / "f", vecs), tmp_path / "idx", dtype="float32")
     index = SearchIndex(tmp_path / "idx")
     stored = np.asarray(index.vectors, dtype=np.float64)
     assert len(index) == 123 and np.allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-6)
-    queries = np.vstack([stored[3], rng.standard_normal((3, 16))]).astype(np.float32)
+    queries = np.vstack([stored[3], rng.standard_normal((3, 16)), stored[-1]]).astype(np.float32)
     truth = queries.astype(np.float64) @ stored.T
     expected = [np.lexsort((np.arange(len(stored)), -t))[:12] for t in truth]
     assert list(expected[0][:3]) == [3, 40 + 1 + 5, 40 + 1 + 6]  # the query's own row, then its duplicates
+    assert list(expected[4][:10]) == [41 + 60, *range(114, 123)]  # the ten equal rows, lowest first
     for chunk in (1, 5, 7, 64, 1000):
         scores, rows = index.search_vectors(queries, 12, chunk_rows=chunk)
         assert [list(r) for r in rows] == [list(e) for e in expected], chunk
         np.testing.assert_allclose(scores, np.take_along_axis(truth, np.stack(expected), 1), atol=1e-5)
+        # ten equal scores, four places: the four lowest rows, whichever chunk they fall in
+        assert list(index.search_vectors(queries[4:], 4, chunk_rows=chunk)[1][0]) == [101, 114, 115, 116], chunk
     # rows map to their video and times (seconds of the video: clip start 1.0 + window start)
     hit = index.hits(*index.search_vectors(queries[:1], 1))[0]
     assert (hit.video, hit.window, hit.start, hit.end) == ("v0", 3, 2.5, 3.0)
@@ -299,3 +303,22 @@ def test_rerank_orders_the_top_candidates_by_the_real_vtm_probability(ckpt, vide
     narrow = search_texts(index, model, tok, ["a red cup"], k=3, rerank=8)[0][1]
     assert [h.row for h in narrow] == [h.row for h in wide[:3]] and all(h.vtm is not None for h in narrow)
     assert wide[0].vtm == max(h.vtm for h in wide)
+
+
+def test_cli_index_of_videos_and_reranked_search_equal_the_python_api(ckpt, videos, tmp_path):
+    from egokit.tokenizer import load_tokenizer
+
+    run_cli("index", videos, tmp_path / "idx", "--ckpt", ckpt, "--windows-per-second", "2")
+    meta = json.loads((tmp_path / "idx" / INDEX_NAME).read_text())
+    assert meta["recipe"]["frames_per_window"] == 2  # the checkpoint's frames
+    assert meta["recipe"]["windows_per_second"] == 2.0 and meta["recipe"]["mode"] == "projected"
+    assert meta["checkpoint"]["path"] == str(ckpt.resolve()) and meta["dtype"] == "float16"
+    out = run_cli("search", tmp_path / "idx", "a blue box", "-k", "4", "--rerank", "6", "--format", "json").stdout
+    cli = json.loads(out[out.index("{"):])["queries"][0]["hits"]
+    api = search_texts(tmp_path / "idx", _model(ckpt), load_tokenizer(ckpt / "tokenizer"), ["a blue box"], k=4,
+                       rerank=6)[0][1]
+    assert [(h["row"], h["vtm"]) for h in cli] == [(h.row, round(h.vtm, 6)) for h in api]
+    # the same index built again from the same features is not rewritten
+    before = (tmp_path / "idx" / INDEX_NAME).stat().st_mtime_ns
+    run_cli("index", videos, tmp_path / "idx", "--ckpt", ckpt, "--windows-per-second", "2")
+    assert (tmp_path / "idx" / INDEX_NAME).stat().st_mtime_ns == before

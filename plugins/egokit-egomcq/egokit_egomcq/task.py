@@ -9,7 +9,9 @@ code swapped them before its PR #14).
 narrations of the same data folder (``egoclip.csv`` + ``videos/``), evaluates EgoMCQ every ``finetune.eval_every``
 steps and at the end, and keeps the best checkpoint by ``finetune.select`` in ``OUT/checkpoint``. EgoMCQ itself
 has no training split: this is domain adaptation, and the questions must come from videos the narrations do not
-cover (``egokit synth`` keeps them apart).
+cover (``egokit synth`` keeps them apart). The engine's training checkpoints (``OUT/checkpoints``, every
+``finetune.checkpoint_every`` steps, default once per epoch, and on a stop signal) carry the best-so-far record,
+so ``--resume latest`` continues bit for bit.
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ class EgoMCQ(Task):
     recipe = "egomcq.yaml"
 
     def validate(self, options: EgoMCQOptions) -> None:
+        every = options.finetune.checkpoint_every
+        if every is not None and every < 1:
+            raise ConfigError(f"finetune.checkpoint_every must be a positive number of steps, or null (once per "
+                              f"epoch), got {every}")
         if options.data is None and options.annotations is None:
             return  # reported when the task runs (listing and health checks have no data)
         annotations, videos = options.paths()
@@ -138,10 +144,11 @@ class EgoMCQ(Task):
                       "lr_mult_head": ft.lr_mult_head, "lr_mult_cross": ft.lr_mult_cross, "warmup": ft.warmup,
                       "schedule": ft.schedule, "clip_grad": ft.clip_grad},
             "train": {"epochs": ft.epochs, "max_steps": ft.max_steps, "seed": ctx.seed, "log_every": ft.log_every,
-                      "precision": "fp32", "checkpoint_every": 10**9},
+                      "precision": "fp32", "checkpoint_every": ft.checkpoint_every or 0},  # 0: once per epoch
         }
         evaluator = _SelfEvaluation(self, ctx, options)
-        result = pretrain_loop(recipe, evaluator=lambda _recipe, _console: evaluator, console=ctx.console)
+        result = pretrain_loop(recipe, evaluator=lambda _recipe, _console: evaluator, console=ctx.console,
+                               resume=ctx.resume)
         return TaskResult({"best": evaluator.best.best, "steps": result.steps,
                            "final_losses": result.final_losses},
                           artifacts={"checkpoint": str(evaluator.best.folder), "model": str(result.model_dir)})
@@ -171,6 +178,12 @@ class _SelfEvaluation:
     def due(self, step: int, total: int) -> bool:
         every = self.options.finetune.eval_every
         return bool(every) and step % every == 0
+
+    def state_dict(self) -> dict[str, Any]:  # saved in the engine's training checkpoints
+        return self.best.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best.load_state_dict(state)
 
     def __call__(self, accelerator, model, tokenizer, step: int, final: bool) -> dict[str, Any]:
         from egokit.tasks.api import TaskContext

@@ -76,3 +76,63 @@ def test_train_continues_pretraining_and_keeps_the_best_egomcq_checkpoint(tiny_s
     trained = egokit.load_model(ckpt)
     changed = [k for k, v in kept.state_dict().items() if not torch.equal(v, trained.state_dict()[k])]
     assert changed  # the kept checkpoint is a trained model, not the starting one
+
+
+def test_train_stopped_by_a_signal_resumes_with_the_best_so_far_to_the_same_result(tiny_synth, tmp_path):
+    """`egokit train egomcq` writes the engine's training checkpoints (once per epoch by default, here every
+    step); they carry the best-so-far EgoMCQ record, so a run stopped after step 2 and resumed ends as the
+    uninterrupted run: the same kept checkpoint, final model and metrics."""
+    import os
+    import signal
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    from egokit.engine.interrupt import TrainingInterrupted
+    from egokit.tasks.api import save_pretrained
+    from egokit.tasks.runner import run_task
+    from egokit.testing import tiny_model
+    from egokit.tokenizer import load_tokenizer
+    from egokit_egomcq import EgoMCQ
+
+    tokenizer = load_tokenizer(tiny_synth / "tokenizer")
+    ckpt = save_pretrained(tiny_model(0, vocab_size=len(tokenizer), max_text_positions=40), tmp_path / "ckpt",
+                           tokenizer=tokenizer)
+    common = {"checkpoint": str(ckpt), "data": str(tiny_synth),
+              "overrides": ["num_frames=2", "num_workers=0", "chunk_seconds=4", "finetune.max_steps=3",
+                            "finetune.eval_every=1", "finetune.batch_size=4", "limit=4", "finetune.checkpoint_every=1"]}
+    ref = run_task("egomcq", "train", output_dir=tmp_path / "ref", **common)
+    assert (tmp_path / "ref" / "checkpoints" / "latest").read_text().strip() == "step-00000003"
+
+    task, evaluations = EgoMCQ(), []
+
+    def evaluate(ctx, options):  # SIGTERM arrives during the evaluation after step 2
+        result = EgoMCQ.evaluate(task, ctx, options)
+        evaluations.append(result)
+        if len(evaluations) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):
+                time.sleep(0.01)
+        return result
+
+    task.evaluate = evaluate
+    run = tmp_path / "run"
+    try:
+        run_task(task, "train", output_dir=run, **common)
+        raise AssertionError("the run was not stopped")
+    except TrainingInterrupted as exc:
+        assert (exc.step, exc.resumable) == (2, True)
+        assert exc.checkpoint == run / "checkpoints" / "step-00000002"
+    saved = torch.load(run / "checkpoints" / "step-00000002" / "training_state.pt", weights_only=True)
+    scores = [r.metrics["ensemble"]["inter"] for r in evaluations]
+    assert saved["evaluator"]["best"]["step"] == (1 if scores[0] >= scores[1] else 2)  # the best of steps 1-2
+
+    resumed = run_task("egomcq", "train", output_dir=run, resume="latest", **common)
+    assert resumed.metrics["best"] == ref.metrics["best"] and resumed.metrics["steps"] == 3
+    assert resumed.metrics["final_losses"] == ref.metrics["final_losses"]
+    for folder in ("checkpoint", "model"):
+        a, b = (load_file(str(r / folder / "model.safetensors")) for r in (tmp_path / "ref", run))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), folder
+    history = json.loads((run / "recipe.json").read_text())["commands"]
+    assert [h["resume"] for h in history] == [None, "latest"]

@@ -6,7 +6,8 @@ fine-tuned head. Metrics are percentages: ``all`` (the tag equal to the split na
 ``binary`` and ``per_tag`` (every reasoning tag).
 
 Fine-tuning trains backbone and head end to end with cross-entropy on ``train``, validates on ``val`` after every
-epoch, keeps the best epoch (by ``finetune.select``) in ``OUT/checkpoint`` and evaluates ``test`` once with it.
+epoch, keeps the best epoch (by ``finetune.select``) in ``OUT/checkpoint`` and evaluates ``test`` once with it;
+training checkpoints go to ``OUT/train_state`` and ``egokit train egotaskqa ... --resume latest`` continues one.
 Deliberate differences from the official ``main_end2end.py``: evaluation samples frames deterministically
 ('uniform' bin middles) instead of at random, and the epoch is selected on *validation* data (the official code
 keeps the epoch with the best *test* accuracy and reports it).
@@ -120,7 +121,8 @@ class EgoTaskQA(Task):
 
         run = finetune(ctx.accelerator, module, train_set, ft, seed=ctx.seed, num_workers=options.num_workers,
                        collate_fn=collate, validate=validate, head_names=("projector",), progress=ctx.progress,
-                       on_log=lambda step, rec: ctx.log(step, {"train/loss": rec["loss"], "lr": rec["lr"]}))
+                       on_log=lambda step, rec: ctx.log(step, {"train/loss": rec["loss"], "lr": rec["lr"]}),
+                       checkpoints=ctx.training_checkpoints(best=best))
         # The test split, once, with the selected weights: the saved folder, exactly as `egokit eval` reads it.
         saved = TaskContext(accelerator=ctx.accelerator, checkpoint=str(folder), output_dir=ctx.output_dir,
                             fusion_mode=self.fusion_mode, seed=ctx.seed, console=ctx.console,
