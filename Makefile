@@ -21,6 +21,7 @@ test: setup
 # The CPU demo: synthetic data -> pretraining (recipes/demo.yaml) -> EgoMCQ on held-out videos.
 demo: setup
 	test -f $(DEMO_DIR)/data/synth.json || $(BIN)/egokit synth $(DEMO_DIR)/data --seed 0
+	rm -rf $(DEMO_DIR)/pretrain  # each `make demo` trains from scratch (egokit refuses to mix two runs in one folder)
 	$(BIN)/egokit pretrain recipes/demo.yaml data.root=$(DEMO_DIR)/data output_dir=$(DEMO_DIR)/pretrain
 	$(BIN)/egokit eval egomcq --ckpt $(DEMO_DIR)/pretrain/model --data $(DEMO_DIR)/data -o $(DEMO_DIR) \
 		num_frames=4 chunk_seconds=20

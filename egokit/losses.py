@@ -206,22 +206,22 @@ def sample_vtm_pairs(similarity: torch.Tensor, positive_mask: torch.Tensor, *, t
     if key is None:
         key = int(torch.randint(0, 2**62, (), generator=generator,
                                 device=generator.device if generator is not None else "cpu"))
-    if not isinstance(key, torch.Tensor):
-        key = torch.full((), int(key), dtype=torch.long, device=device)
     own = torch.arange(start, stop, device=device)
 
-    chosen = torch.argsort(counter_bits(key, _STREAM_LABELS, own))[: b // 2]
+    cells = own[:, None] * n + torch.arange(n, device=device)  # global (slot, candidate) position
+    label_bits, coin_bits, video_bits, text_bits = _counter_bits_streams(
+        key, ((_STREAM_LABELS, own), (_STREAM_COIN, own), (_STREAM_VIDEO, cells), (_STREAM_TEXT, cells)))
+    chosen = torch.argsort(label_bits)[: b // 2]
     labels = torch.zeros(b, dtype=torch.long, device=device).scatter(0, chosen, 1)
-    replace_video = counter_bits(key, _STREAM_COIN, own) >= 2**31
+    replace_video = coin_bits >= 2**31
 
     with _fp32(device):
         sim = similarity.detach().float()
         blocked = positive_mask[local_rows]
         w_v2t = _negative_weights(sim[local_rows] / temperature, blocked)
         w_t2v = _negative_weights(sim[:, local_rows].T / temperature, blocked)
-        cells = own[:, None] * n + torch.arange(n, device=device)  # global (slot, candidate) position
-        new_video = (w_t2v.log() + _gumbel(counter_uniform(key, _STREAM_VIDEO, cells))).argmax(dim=1)
-        new_text = (w_v2t.log() + _gumbel(counter_uniform(key, _STREAM_TEXT, cells))).argmax(dim=1)
+        new_video = (w_t2v.log() + _gumbel(_bits_to_uniform(video_bits))).argmax(dim=1)
+        new_text = (w_v2t.log() + _gumbel(_bits_to_uniform(text_bits))).argmax(dim=1)
 
     negative = labels == 0
     text_index = torch.where(negative & ~replace_video, new_text, own)
@@ -247,13 +247,15 @@ _M32 = 0xFFFFFFFF
 _STREAM_LABELS, _STREAM_COIN, _STREAM_VIDEO, _STREAM_TEXT = 5, 6, 7, 8
 
 
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``(x * c) mod 2**32`` for int64 ``x`` in [0, 2**32) without int64 overflow (16-bit halves of ``c``)."""
+def _mul32(x, c: int):
+    """``(x * c) mod 2**32`` for int64 ``x`` in [0, 2**32) without int64 overflow (16-bit halves of ``c``); ``x``
+    may also be a Python int (the same value)."""
     return (x * (c & 0xFFFF) + ((x * (c >> 16)) & 0xFFFF) * 65536) & _M32
 
 
-def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """A bijective 32-bit integer hash (lowbias32: xor-shift / multiply rounds) on int64 tensors in [0, 2**32)."""
+def _mix32(x):
+    """A bijective 32-bit integer hash (lowbias32: xor-shift / multiply rounds) on int64 tensors in [0, 2**32) or
+    on Python ints."""
     x = x ^ (x >> 16)
     x = _mul32(x, 0x7FEB352D)
     x = x ^ (x >> 15)
@@ -265,15 +267,37 @@ def counter_bits(key: torch.Tensor, stream: int, index: torch.Tensor) -> torch.T
     """32 random bits (int64 in [0, 2**32)) for each non-negative ``index`` < 2**32, a pure function of the 0-dim
     int64 ``key``, the ``stream`` number and the index: no generator state, the same on every device and rank.
     For a fixed key and stream the map index -> bits is a bijection (no two indices share a value)."""
-    key = key.to(torch.long)
-    lo, hi = key & _M32, (key >> 32) & _M32
-    base = _mix32(_mix32(lo ^ _mix32(torch.full_like(lo, stream))) ^ hi)
-    return _mix32(_mix32(index.to(torch.long) ^ base) ^ lo)
+    return _counter_bits_streams(key, ((stream, index),))[0]
+
+
+def _counter_bits_streams(key: torch.Tensor | int, requests) -> list[torch.Tensor]:
+    """:func:`counter_bits` for several ``(stream, index)`` pairs in one pass of element-wise ops (the same values
+    as separate calls, fewer kernels). An int ``key`` has its per-stream constants computed on the host (the same
+    arithmetic on Python ints); a tensor key keeps everything on its device (compiled and CUDA-graphed steps)."""
+    flat = [index.to(torch.long).reshape(-1) for _, index in requests]
+    sizes = [f.numel() for f in flat]
+    if isinstance(key, torch.Tensor):
+        key = key.to(torch.long)
+        lo, hi = key & _M32, (key >> 32) & _M32
+        # fills and views only: no host-to-device copy, which a CUDA graph could not record
+        streams = torch.stack([torch.full_like(lo, stream) for stream, _ in requests])
+        bases = _mix32(_mix32(lo ^ _mix32(streams)) ^ hi)  # one per stream
+        base = torch.cat([bases[i].expand(size) for i, size in enumerate(sizes)])
+    else:
+        lo, hi = int(key) & _M32, (int(key) >> 32) & _M32
+        base = torch.cat([torch.full((size,), _mix32(_mix32(lo ^ _mix32(stream)) ^ hi), dtype=torch.long,
+                                     device=flat[0].device) for (stream, _), size in zip(requests, sizes)])
+    bits = _mix32(_mix32(torch.cat(flat) ^ base) ^ lo)
+    return [part.reshape(index.shape) for part, (_, index) in zip(bits.split(sizes), requests)]
 
 
 def counter_uniform(key: torch.Tensor, stream: int, index: torch.Tensor) -> torch.Tensor:
     """Float32 uniforms in the open interval (0, 1) from :func:`counter_bits` (24 bits, centred)."""
-    return ((counter_bits(key, stream, index) >> 8).float() + 0.5) * 2.0**-24
+    return _bits_to_uniform(counter_bits(key, stream, index))
+
+
+def _bits_to_uniform(bits: torch.Tensor) -> torch.Tensor:
+    return ((bits >> 8).float() + 0.5) * 2.0**-24
 
 
 def _gumbel(u: torch.Tensor) -> torch.Tensor:

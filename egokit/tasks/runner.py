@@ -70,7 +70,12 @@ def run_task(task: str | Task, action: str = "eval", *, checkpoint: str | None =
     if accelerator is None:
         from egokit.engine.accel import make_accelerator
 
-        accelerator = make_accelerator(mixed_precision="no" if precision == "fp32" else precision)
+        kwargs: dict[str, Any] = {}
+        if action == "train":  # e.g. a dual-mode model's fusion parts get no gradient: DDP must not wait for them
+            from accelerate.utils import DistributedDataParallelKwargs
+
+            kwargs["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+        accelerator = make_accelerator(mixed_precision="no" if precision == "fp32" else precision, **kwargs)
     ctx = TaskContext(accelerator=accelerator, checkpoint=checkpoint, output_dir=out,
                       fusion_mode=task.fusion_mode, seed=seed, console=console or Console(),
                       model_overrides=dict(model_overrides or {}), tokenizer_source=tokenizer, model=model,
