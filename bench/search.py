@@ -110,6 +110,13 @@ def planted_check(index: SearchIndex) -> bool:
     return int(rows[0, 0]) == row and abs(float(scores[0, 0]) - 1.0) < 2e-3
 
 
+def wait_quiet(limit: float | None, timeout: float = 1800.0) -> None:
+    """Sleep until the 1-minute load average drops below ``limit`` (or ``timeout`` s pass)."""
+    start = time.monotonic()
+    while limit is not None and os.getloadavg()[0] >= limit and time.monotonic() - start < timeout:
+        time.sleep(5)
+
+
 def time_text(name: str, dim: int, batches: list[int], repeats: int) -> list[dict]:
     from egokit.models import create_model
 
@@ -144,6 +151,9 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: 32 MiB of float32)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--dir", default=None, help="where to write the temporary index (default: the temp dir)")
+    parser.add_argument("--quiet-load", type=float, default=None,
+                        help="before each timed row wait (up to 30 min) until the 1-minute load average is below this "
+                             "(shared machines: other jobs' threads distort multi-threaded timings several-fold)")
     parser.add_argument("--keep", default=None, help="write the indexes to KEEP/index-<dim> and keep them; an index "
                                                      "already there (same windows) is reused")
     parser.add_argument("--text-model", default="egovlpv2-base", help="'' to skip the text-encoder rows")
@@ -174,6 +184,7 @@ def main() -> None:
             written = time.perf_counter() - t0
             size_mib = os.path.getsize(folder / "vectors-bench.npy") / 2**20
             for batch in args.batches:  # a fresh process per row: its peak RSS is the search's alone
+                wait_quiet(args.quiet_load)
                 cmd = [sys.executable, __file__, "--child", str(folder), "--batches", str(batch), "--repeats",
                        str(args.repeats), *(["--chunk-rows", str(args.chunk_rows)] if args.chunk_rows else []),
                        *(["--threads", str(args.threads)] if args.threads else [])]
@@ -186,6 +197,7 @@ def main() -> None:
     text = []
     if args.text_model:
         for dim in sorted(set(args.dims) & {256, 4096}):
+            wait_quiet(args.quiet_load)
             text += time_text(args.text_model, dim, [1, 16], max(2, args.repeats // 2))
         for row in text:
             print(json.dumps(row), flush=True)

@@ -55,7 +55,7 @@ def make_batch(vocab_size: int, num_frames: int, image_size: int, batch: int = 2
             "mlm_labels": labels, "verb": verb, "noun": noun}
 
 
-def egokit_step(config, precision: str, checkpointing: bool = False, seed: int = 0):
+def egokit_step(config, precision: str, checkpointing: bool | str = False, seed: int = 0):
     """egokit's training step as ``egokit pretrain`` runs it (PretrainObjective + fused AdamW), on one fixed batch.
 
     Returns ``(step, model)``; ``step()`` runs forward, backward, optimizer step and zero_grad.
@@ -116,14 +116,20 @@ def measure(step, steps: int, count_flops: bool, profile: str | None = None) -> 
     return row
 
 
-def one(model_name: str, precision: str, steps: int, checkpointing: bool, count_flops: bool) -> dict:
+def one(model_name: str, precision: str, steps: int, checkpointing: str, count_flops: bool) -> dict:
     from egokit.models import get_config
 
     config = get_config(MODELS[model_name], attention="matmul")
     step, model = egokit_step(config, precision, checkpointing)
     row = {"model": model_name, "precision": precision, "checkpointing": checkpointing,
            "params": sum(p.numel() for p in model.parameters())}
-    row.update(measure(step, steps, count_flops))
+    row.update(measure(step, steps, False))
+    if count_flops:  # model FLOPs: counted without checkpointing, so recomputation never counts as useful work
+        from egokit.perf import count_flops as flop_count
+
+        model.set_grad_checkpointing(False)
+        row["flops_per_step"], row["flops_by_op"] = flop_count(step)
+        model.set_grad_checkpointing(checkpointing)
     row["steps_per_s"] = 1 / row["seconds_per_step"]
     return row
 
@@ -154,7 +160,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "base"], choices=sorted(MODELS))
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
-    parser.add_argument("--checkpointing", action="store_true", help="per-block activation checkpointing")
+    parser.add_argument("--checkpointing", nargs="?", const="full", default="none",
+                        choices=["none", "full", "selective"],
+                        help="activation checkpointing of every block (the bare flag: full); FLOPs are counted "
+                             "without it")
     parser.add_argument("--no-flops", action="store_true", help="skip FLOP counting and the matmul peak")
     parser.add_argument("--json", default=None)
     parser.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
@@ -170,8 +179,8 @@ def main() -> None:
     for model in args.models:
         for precision in args.precisions:
             cmd = [sys.executable, __file__, "--_one", model, precision, "--steps", str(args.steps)]
-            if args.checkpointing:
-                cmd.append("--checkpointing")
+            if args.checkpointing != "none":
+                cmd += ["--checkpointing", args.checkpointing]
             if not args.no_flops and model not in flops:
                 cmd.append("--_flops")  # FLOPs do not depend on the precision: count once per model
             out = subprocess.run(cmd, capture_output=True, text=True)
@@ -182,7 +191,7 @@ def main() -> None:
             flops.setdefault(model, row.get("flops_per_step"))
             add_peak_share(row, peaks, flops.get(model))
             official = OFFICIAL.get((model, precision))
-            if official and not args.checkpointing:
+            if official and args.checkpointing == "none":
                 row["official_seconds"], row["official_peak_gb"] = official
                 row["speedup_vs_official"] = official[0] / row["seconds_per_step"]
             rows.append(row)

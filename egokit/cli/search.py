@@ -118,6 +118,8 @@ def search_cmd(
     fmt: str = typer.Option("table", "--format", help="Standard output: table or json."),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder or name (default: the checkpoint's)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (default: cuda when available)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the scan (default: torch's; on a "
+                                          "machine busy with other jobs 1 can be faster)."),
 ) -> None:
     """Top-k moments (video, start, end, score) for text queries: exact search over every window of the index."""
     import torch
@@ -148,6 +150,10 @@ def search_cmd(
         raise ConfigError(f"{source} (sha256 {have[:12]}...) is not the checkpoint that built {index} "
                           f"({want[:12]}...): text and video embeddings would not be comparable")
     tok = _tokenizer_for(model, tokenizer)
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     results = search_texts(idx, model, tok, queries, k=top_k, rerank=rerank)
     if fmt == "json":
         print(json.dumps({"queries": [{"query": q, "hits": [h.to_dict() for h in hits]} for q, hits in results]},

@@ -8,8 +8,9 @@ mode. Work egokit does not repeat or move, relative to the official code:
 * the lower (unfused) text layers are the same in dual and fusion mode: they run once, on the captions and their MLM
   view as one batch, and the caption states feed the dual pass and VTM (the official code runs them three times,
   each with its own vocabulary-sized embedding gradient);
-* MLM logits are computed only at masked positions (or a fixed number of slots per caption, see below) and never
-  gathered: each rank scales its local sum by the global number of masked tokens;
+* MLM logits are never gathered: each rank scales its local sum by the global number of masked tokens (with
+  dynamic shapes the logits are computed at the masked positions only; with static shapes at a fixed number of
+  slots per caption, by default every position, see below);
 * raw pixels are never gathered: VTM pairs are drawn once for the global batch (identically on every rank from a
   per-step seed); the captions' lower-layer states (L x width per caption, with gradient) and masks are gathered,
   and with several processes either the video tokens after the unfused blocks (static shapes, below) or nothing

@@ -18,11 +18,13 @@ def make_progress(console: Console | None = None, disable: bool = False, *extra_
 
 
 class _Bar:
-    def __init__(self, progress: Progress, task_id) -> None:
-        self._progress, self._task = progress, task_id
+    def __init__(self, progress: Progress, task_id, on_advance=None) -> None:
+        self._progress, self._task, self._on_advance = progress, task_id, on_advance
 
     def advance(self, n: int = 1, **fields) -> None:
         self._progress.update(self._task, advance=n, **fields)
+        if self._on_advance is not None:
+            self._on_advance()
 
     def update(self, **fields) -> None:
         self._progress.update(self._task, **fields)
@@ -30,6 +32,7 @@ class _Bar:
 
 @contextmanager
 def task_progress(description: str, total: int | None, *, disable: bool = False,
-                  console: Console | None = None) -> Iterator[_Bar]:
+                  console: Console | None = None, on_advance=None) -> Iterator[_Bar]:
+    """A bar; ``on_advance()`` runs after every advance (a task checks there whether it was asked to stop)."""
     with make_progress(console, disable) as progress:
-        yield _Bar(progress, progress.add_task(description, total=total))
+        yield _Bar(progress, progress.add_task(description, total=total), on_advance)

@@ -42,6 +42,7 @@ class TaskContext:
     task_name: str = "task"
     loaded: Any = field(default=None, repr=False)  # the last model load_model() built (for provenance)
     resume: str | None = None
+    stop: Any = field(default=None, repr=False)  # a StopSignals while a task prepares its inputs (check_stop)
     _logger: Any = field(default=None, repr=False)
     _resumed_step: int | None = field(default=None, repr=False, init=False)
 
@@ -119,7 +120,17 @@ class TaskContext:
         """A progress bar (``with ctx.progress(...) as bar: bar.advance(n)``), silent on non-main processes."""
         from egokit.engine.progress import task_progress
 
-        return task_progress(description, total, disable=not self.is_main, console=self.console)
+        return task_progress(description, total, disable=not self.is_main, console=self.console,
+                             on_advance=self.check_stop)
+
+    def check_stop(self, *_: Any) -> None:
+        """Raise :class:`~egokit.engine.interrupt.TrainingInterrupted` (resumable: what was finished is cached)
+        when a stop signal arrived during an active ``ctx.stop`` block; called between units of work (clips,
+        progress steps) while a task extracts its inputs."""
+        if self.stop is not None and self.stop.signum:
+            from egokit.engine.interrupt import TrainingInterrupted
+
+            raise TrainingInterrupted(0, self.stop.signum, None, main_process=self.is_main, resumable=True)
 
     def log(self, step: int, values: dict[str, Any]) -> None:
         """Append to ``output_dir/metrics.jsonl`` (and TensorBoard when installed), main process only."""

@@ -163,7 +163,8 @@ class FeatureHeadTask(Task):
         folder = Path(options.features or ctx.path("features")) / options.feature_recipe
         items = [it for it in items_from_annotations(annotations, video_root, source) if it.uid in wanted]
         embed_to_folder(model, items, recipe, folder, tokenizer=tokenizer, batch_size=options.embed_batch_size,
-                        state=ctx.accelerator, console=ctx.console, show_progress=ctx.is_main)
+                        state=ctx.accelerator, console=ctx.console, show_progress=ctx.is_main,
+                        on_item_done=ctx.check_stop)
         return folder
 
     def fit_head(self, options, train: FeatureSplit, *, device="cpu", seed: int = 0,
@@ -237,6 +238,19 @@ class FeatureHeadTask(Task):
         tokenizer = ctx.load_tokenizer(model) if self.uses_text else None
         return {n: self.feature_split(ctx, options, model, tokenizer, n, head_info) for n in names}, model, tokenizer
 
+    def _extract(self, ctx, options, names):
+        """:meth:`_splits` with stop signals caught: a signal during feature extraction stops after the current
+        clip (or progress step; each finished clip is cached) with the "continue with" message. Each process
+        checks its own signal (extraction has no common step), as Slurm and torchrun signal every process."""
+        from egokit.engine.interrupt import StopSignals
+
+        with StopSignals(announce=ctx.is_main, saves=False) as stop:
+            ctx.stop = stop
+            try:
+                return self._splits(ctx, options, names)
+            finally:
+                ctx.stop = None
+
     def train(self, ctx, options) -> TaskResult:
         from egokit.engine.interrupt import TrainingInterrupted
 
@@ -262,7 +276,7 @@ class FeatureHeadTask(Task):
         torch.manual_seed(ctx.seed)
         folds = self.folds(options)
         names = list(dict.fromkeys(n for f in folds for n in (*f.train, *([f.test] if f.test else []))))
-        splits, model, tokenizer = self._splits(ctx, options, names)
+        splits, model, tokenizer = self._extract(ctx, options, names)
         if not ctx.is_main:
             return TaskResult({})
         root = self.head_root(ctx, options, "train")
