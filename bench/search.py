@@ -1,14 +1,15 @@
 """Exact text-to-moment search (``egokit search``) over a memory-mapped index of N windows.
 
     python bench/search.py [--windows 1000000] [--dims 256 4096] [--dtype float16] [--batches 1 16 64]
-                           [--dir /tmp] [--text-model egovlpv2-base] [--json out.json]
+                           [--keep DIR] [--quiet-load 1.6] [--text-model egovlpv2-base] [--json out.json]
 
 For each dimension an index of ``--windows`` random unit vectors (float16: N x D x 2 bytes on disk) is written in
 the `egokit index` format and searched with :class:`egokit.search.SearchIndex`, the code `egokit search` runs:
 one exact pass over the memory-mapped matrix per batch of queries, chunk by chunk into a float32 buffer. Rows:
 
-* per dimension and query batch size: seconds per batch (median of ``--repeats`` after one warm-up pass that
-  pulls the file into the page cache; ``cold_s`` is that first pass), queries/s, and the process memory:
+* per dimension and query batch size, each timed in a fresh process: seconds per batch (median and best of
+  ``--repeats`` after one pass that pulls the file into the page cache, ``first_pass_s``), queries/s (from the
+  median), and the process memory:
   ``search_anon`` (private memory added by the search: buffers, results) and ``search_file`` (index pages mapped
   from the page cache, which the OS can drop at any time: the index never has to fit in private memory), both
   relative to the process before the index was opened, plus the whole process's RSS;
@@ -157,7 +158,7 @@ def main() -> None:
     parser.add_argument("--keep", default=None, help="write the indexes to KEEP/index-<dim> and keep them; an index "
                                                      "already there (same windows) is reused")
     parser.add_argument("--text-model", default="egovlpv2-base", help="'' to skip the text-encoder rows")
-    parser.add_argument("--quick", action="store_true", help="100k windows, 256-d only, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="100k windows, 256-d only, 2 repeats, no text encoder")
     parser.add_argument("--json", default=None, help="write the results to this file")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # time one batch size on this index
     args = parser.parse_args()
@@ -170,7 +171,7 @@ def main() -> None:
         print(json.dumps({**out, "planted_top1": planted_check(index)}))
         return
     if args.quick:
-        args.windows, args.dims, args.repeats = 100_000, [256], 2
+        args.windows, args.dims, args.repeats, args.text_model = 100_000, [256], 2, ""
     if args.threads:
         torch.set_num_threads(args.threads)
     rows, checks = [], {}
