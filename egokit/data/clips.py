@@ -22,7 +22,15 @@ from torch.utils.data import Dataset
 from egokit.data.video import probe_video, read_clip
 from egokit.errors import DataError
 
-__all__ = ["Clip", "VideoClips"]
+__all__ = ["Clip", "VideoClips", "item_rng"]
+
+
+def item_rng(index: int):
+    """A numpy generator for one item's random draws, seeded from torch's generator and the item index: torch
+    seeds each DataLoader worker and epoch, so seeded runs repeat whatever the worker count."""
+    import numpy as np
+
+    return np.random.default_rng([int(torch.randint(0, 2**62, ())), index])
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,7 @@ class VideoClips(Dataset):
         clip = self.clips[index]
         start = clip.start or 0.0
         end = clip.end if clip.end is not None else probe_video(clip.path).duration
-        rng = None
-        if self.sampling == "rand":  # drawn from torch's generator: seeded runs (and loader workers) repeat
-            import numpy as np
-
-            rng = np.random.default_rng([int(torch.randint(0, 2**62, ())), index])
+        rng = item_rng(index) if self.sampling == "rand" else None
         video = read_clip(clip.path, start, end, self.num_frames, sampling=self.sampling, rng=rng,
                           short_side=self.short_side)
         if self.transform is not None:

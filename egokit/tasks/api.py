@@ -8,12 +8,12 @@ cheap to import and ``egokit tasks`` can list every task without loading torch.
 Groups:
 
 * contract: :class:`Task`, :class:`TaskContext`, :class:`TaskResult`, :class:`MetricSpec`, :data:`FUSION_MODES`,
-  :class:`FinetuneOptions`, errors;
+  :class:`FinetuneOptions`, :class:`DataOptions`, errors;
 * families: :class:`RetrievalTask` (clips + texts -> embeddings -> similarity -> metric) and
   :class:`FeatureHeadTask` (cached features -> a registered head -> decode -> metric) with their option and data
   classes, :class:`HeadRegistry` / :class:`HeadSpec`;
 * data: clip reading, transforms from the checkpoint's preprocessing, batched mapping over a dataset with progress,
-  text encoding, feature recipes;
+  text encoding, feature recipes, Ego4D episodic-memory files and per-clip feature folders;
 * training: the fine-tuning loop, best-checkpoint selection, losses, optimiser schedule, gathering across
   processes;
 * files: atomic writes, heads in the one head format, checkpoint folders;
@@ -32,14 +32,17 @@ from egokit.heads import HeadRegistry, HeadSpec
 from egokit.tasks.base import FUSION_MODES, MetricSpec, Task, TaskResult
 from egokit.tasks.context import TaskContext
 from egokit.tasks.feature_head import FeatureHeadOptions, FeatureHeadTask, FeatureSplit, Fold, HeadTraining
+from egokit.tasks.options import DataOptions
 from egokit.tasks.retrieval import RetrievalData, RetrievalOptions, RetrievalTask, fit_text_length
 
 #: name -> (module, attribute), imported on first access.
 _LAZY = {
     # data
     "read_clip": ("egokit.data.video", "read_clip"),
+    "read_csv_rows": ("egokit.data.csvfile", "read_csv_rows"),
     "Clip": ("egokit.data.clips", "Clip"),
     "VideoClips": ("egokit.data.clips", "VideoClips"),
+    "item_rng": ("egokit.data.clips", "item_rng"),
     "read_frames_at": ("egokit.data.video", "read_frames_at"),
     "probe_video": ("egokit.data.video", "probe_video"),
     "VideoInfo": ("egokit.data.video", "VideoInfo"),
@@ -60,6 +63,11 @@ _LAZY = {
     "embed_texts": ("egokit.embed", "embed_texts"),
     "FEATURES_META": ("egokit.embed", "META_NAME"),
     "load_features": ("egokit.embed", "load_features"),
+    "FeatureFolder": ("egokit.tasks.episodic", "FeatureFolder"),
+    "pad_sequences": ("egokit.tasks.episodic", "pad_sequences"),
+    "read_episodic_annotations": ("egokit.tasks.episodic", "read_episodic_annotations"),
+    "check_time_window": ("egokit.tasks.episodic", "check_time_window"),
+    "TIME_TOLERANCE": ("egokit.tasks.episodic", "TIME_TOLERANCE"),
     # training
     "finetune": ("egokit.engine.finetune", "finetune"),
     "pretrain_loop": ("egokit.engine.pretrain", "pretrain"),
@@ -105,7 +113,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "FUSION_MODES", "CheckpointError", "ConfigError", "DataError", "EgokitError", "FeatureHeadOptions",
+    "FUSION_MODES", "CheckpointError", "ConfigError", "DataError", "DataOptions", "EgokitError", "FeatureHeadOptions",
     "FeatureHeadTask", "FeatureSplit", "FinetuneOptions", "Fold", "HeadRegistry", "HeadSpec", "HeadTraining",
     "MetricSpec", "PluginError", "RetrievalData", "RetrievalOptions", "RetrievalTask", "Task", "TaskContext",
     "TaskResult", "VideoDecodeError", "fit_text_length", *sorted(_LAZY),

@@ -26,7 +26,7 @@ from typing import Any, Callable, ClassVar, Optional
 from egokit.engine.finetune_options import FinetuneOptions
 from egokit.errors import ConfigError
 from egokit.tasks.base import Task, TaskResult
-from egokit.tasks.options import options_dict
+from egokit.tasks.options import DataOptions, options_dict
 
 __all__ = ["FeatureHeadOptions", "FeatureHeadTask", "FeatureSplit", "Fold", "HeadTraining"]
 
@@ -46,8 +46,7 @@ class HeadTraining(FinetuneOptions):
 
 
 @dataclass
-class FeatureHeadOptions:
-    data: Optional[str] = None
+class FeatureHeadOptions(DataOptions):
     features: Optional[str] = None     # feature cache root (default <output>/features)
     feature_recipe: str = ""           # an `egokit embed` recipe (see `egokit embed --help`)
     embed_batch_size: int = 32

@@ -10,13 +10,29 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from egokit.errors import ConfigError
 from egokit.recipes import apply_overrides, build, deep_merge, parse_yaml, read_yaml, to_dict
 from egokit.tasks.base import Task
 
 __all__ = ["default_options", "recipe_drift", "resolve_options", "selection_metric"]
+
+
+@dataclass
+class DataOptions:
+    """Options of a task that reads a data folder: ``data`` and the paths that default to files inside it."""
+
+    data: Optional[str] = None  # the task's data folder (``--data``)
+
+    def data_path(self, explicit: Optional[str], name: str, option: str) -> Path:
+        """``explicit`` when set, else ``<data>/<name>``; neither set is an error naming both options."""
+        if explicit:
+            return Path(explicit)
+        if self.data is None:
+            raise ConfigError(f"set data=<folder holding {name}> (or --data), or {option}=<path>")
+        return Path(self.data) / name
 
 
 def default_options(task: Task) -> dict[str, Any]:

@@ -16,16 +16,16 @@ from typing import Any, Optional, Sequence
 
 from egokit.engine.finetune_options import FinetuneOptions
 from egokit.tasks.base import Task, TaskResult
+from egokit.tasks.options import DataOptions
 
 __all__ = ["RetrievalData", "RetrievalOptions", "RetrievalTask", "cosine_similarity", "encode_clips",
            "fit_text_length"]
 
 
 @dataclass
-class RetrievalOptions:
+class RetrievalOptions(DataOptions):
     """Options every retrieval task has; a task subclasses it (and ``FinetuneOptions`` for ``finetune``)."""
 
-    data: Optional[str] = None
     num_frames: int = 16
     eval_batch_size: int = 8        # clips per forward pass
     text_batch_size: int = 256

@@ -10,19 +10,17 @@ frame to the frame count; a segment starting at or after the end falls back to t
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egokit.tasks.api import DataError, probe_video, read_clip
+from egokit.tasks.api import DataError, item_rng, probe_video, read_clip, read_csv_rows
 
-__all__ = ["Action", "CharadesClipDataset", "CharadesSegmentDataset", "CharadesVideo", "find_videos", "read_classes",
+__all__ = ["Action", "CharadesSegmentDataset", "CharadesVideo", "find_videos", "read_classes",
            "read_metadata"]
 
 _CLASS_LINE = re.compile(r"(c\d{3}) (\S.*)")
@@ -40,6 +38,12 @@ class Action:
 class CharadesVideo:
     id: str
     actions: tuple[Action, ...]
+
+    def target(self, num_classes: int) -> torch.Tensor:
+        """Multi-hot float32 (num_classes,) of the video's action classes."""
+        target = torch.zeros(num_classes, dtype=torch.float32)
+        target[[a.cls for a in self.actions]] = 1.0
+        return target
 
 
 def read_classes(path: str | Path) -> tuple[list[str], list[str]]:
@@ -83,17 +87,10 @@ def parse_actions(text: str, num_classes: int, where: str) -> tuple[Action, ...]
 
 
 def read_metadata(path: str | Path, num_classes: int) -> list[CharadesVideo]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Charades-Ego metadata not found: {path}")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("id", "actions") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-        videos = [CharadesVideo(row["id"], parse_actions(row["actions"], num_classes,
-                                                         f"{path} line {line} column 'actions'"))
-                  for line, row in enumerate(reader, start=2)]
+    rows, _ = read_csv_rows(path, ("id", "actions"), "Charades-Ego metadata")
+    videos = [CharadesVideo(row["id"], parse_actions(row["actions"], num_classes,
+                                                     f"{path} line {line} column 'actions'"))
+              for line, row in enumerate(rows, start=2)]
     if not videos:
         raise DataError(f"{path}: no videos")
     return videos
@@ -105,27 +102,6 @@ def find_videos(root: Path, ids: list[str]) -> dict[str, Path]:
         raise DataError(f"{len(missing)} Charades-Ego video(s) not found in {root}, e.g. "
                         f"{[str(root / f'{i}.mp4') for i in missing[:3]]}; set videos= to the folder of <id>.mp4")
     return {i: root / f"{i}.mp4" for i in ids}
-
-
-class CharadesClipDataset(Dataset):
-    """Evaluation items: the whole video, ``num_frames`` uniform frames, and its multi-hot class target."""
-
-    def __init__(self, videos: list[CharadesVideo], files: dict[str, Path], num_classes: int, num_frames: int, *,
-                 transform: Callable[[torch.Tensor], torch.Tensor], short_side: int | None = None) -> None:
-        self.videos, self.files, self.num_classes, self.num_frames = videos, files, num_classes, num_frames
-        self.transform, self.short_side = transform, short_side
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        video = self.videos[index]
-        path = self.files[video.id]
-        clip = read_clip(path, 0.0, probe_video(path).duration, self.num_frames, sampling="uniform",
-                         short_side=self.short_side)
-        target = torch.zeros(self.num_classes, dtype=torch.float32)
-        target[[a.cls for a in video.actions]] = 1.0
-        return {"index": index, "video": self.transform(clip), "target": target}
 
 
 class CharadesSegmentDataset(Dataset):
@@ -158,8 +134,7 @@ class CharadesSegmentDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         video_id, action = self.segments[index]
         start, end = self.span(index)
-        rng = np.random.default_rng([int(torch.randint(0, 2**62, ())), index])  # torch-seeded per worker/epoch
-        clip = read_clip(self.files[video_id], start, end, self.num_frames, sampling="rand", rng=rng)
+        clip = read_clip(self.files[video_id], start, end, self.num_frames, sampling="rand", rng=item_rng(index))
         enc = self.tokenizer(self.class_names[action.cls], padding="max_length", truncation=True,
                              max_length=self.max_length, return_tensors="pt")
         return {"index": index, "video": self.transform(clip), "input_ids": enc["input_ids"][0],

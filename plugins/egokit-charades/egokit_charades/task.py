@@ -68,14 +68,16 @@ class CharadesEgo(RetrievalTask):
     recipe = "charades_ego.yaml"
 
     def retrieval_data(self, ctx, options: CharadesOptions, model) -> RetrievalData:
-        from egokit.tasks.api import EvalTransform
-        from egokit_charades.data import CharadesClipDataset, find_videos, read_classes, read_metadata
+        from egokit.tasks.api import Clip, VideoClips, eval_transform
+        from egokit_charades.data import find_videos, read_classes, read_metadata
 
         annotations, videos, classes = options.folders()
         _, names = read_classes(classes)
         metadata = read_metadata(metadata_path(annotations, options.split), len(names))[: options.limit]
-        dataset = CharadesClipDataset(metadata, find_videos(videos, [v.id for v in metadata]), len(names),
-                                      options.num_frames, transform=EvalTransform(model.config.preprocess.image_size))
+        files = find_videos(videos, [v.id for v in metadata])
+        # the whole video, num_frames uniform frames, with its multi-hot class target
+        dataset = VideoClips([Clip(files[v.id], extras={"target": v.target(len(names))}) for v in metadata],
+                             options.num_frames, transform=eval_transform(model))
         return RetrievalData(dataset, names, text_length=fit_text_length(options.class_max_length, model),
                              text_padding="max_length", carry=("target",))
 

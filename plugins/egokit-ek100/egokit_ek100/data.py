@@ -8,7 +8,6 @@ any model work starts.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egokit.tasks.api import DataError, probe_video, read_frames_at, slot_times
+from egokit.tasks.api import DataError, item_rng, probe_video, read_csv_rows, read_frames_at, slot_times
 from egokit_ek100.frames import clip_frame_ids, parse_timestamp
 
 __all__ = ["EK100Clip", "EK100ClipDataset", "EK100TrainDataset", "Positives", "find_videos", "read_clips",
@@ -25,6 +24,7 @@ __all__ = ["EK100Clip", "EK100ClipDataset", "EK100TrainDataset", "Positives", "f
 
 _CLIP_COLUMNS = ("narration_id", "participant_id", "video_id", "start_timestamp", "stop_timestamp", "narration")
 _VIDEO_SUFFIXES = (".MP4", ".mp4")
+_WHAT = "EK-100 annotation file"
 
 
 @dataclass(frozen=True)
@@ -42,21 +42,10 @@ def split_files(annotations: Path, split: str) -> tuple[Path, Path]:
     return (annotations / f"EPIC_100_retrieval_{split}.csv", annotations / f"EPIC_100_retrieval_{split}_sentence.csv")
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise DataError(f"EK-100 annotation file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-        return list(reader)
-
-
 def read_clips(path: str | Path) -> list[EK100Clip]:
     path = Path(path)
     clips = []
-    for line, row in enumerate(_read_csv(path, _CLIP_COLUMNS), start=2):
+    for line, row in enumerate(read_csv_rows(path, _CLIP_COLUMNS, _WHAT)[0], start=2):
         where = f"{path} line {line}"
         start = parse_timestamp(row["start_timestamp"], f"{where} column 'start_timestamp'")
         stop = parse_timestamp(row["stop_timestamp"], f"{where} column 'stop_timestamp'")
@@ -72,7 +61,7 @@ def read_clips(path: str | Path) -> list[EK100Clip]:
 
 def read_sentences(path: str | Path) -> tuple[list[str], list[str]]:
     """``(narration_ids, narrations)`` of a sentence CSV, in file order."""
-    rows = _read_csv(Path(path), ("narration_id", "narration"))
+    rows, _ = read_csv_rows(path, ("narration_id", "narration"), _WHAT)
     if not rows:
         raise DataError(f"{path}: no sentences")
     return [r["narration_id"] for r in rows], [r["narration"] for r in rows]
@@ -126,7 +115,7 @@ class EK100ClipDataset(Dataset):
         return self.transform(video) if self.transform is not None else video
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"index": index, "video": self.read(index, _item_rng(index) if self.jitter else None)}
+        return {"index": index, "video": self.read(index, item_rng(index) if self.jitter else None)}
 
     def _probe(self, video_id: str) -> tuple[float, int]:
         if video_id not in self._probed:
@@ -181,14 +170,10 @@ class EK100TrainDataset(Dataset):
         return self.sentences[cols[k]], float(values[k])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        rng = _item_rng(index)
+        rng = item_rng(index)
         text, relation = self.caption(index, rng)
         enc = self.tokenizer(text, padding="max_length", truncation=True, max_length=self.max_length,
                              return_tensors="pt")
         return {"index": index, "video": self.clips.read(index, rng), "input_ids": enc["input_ids"][0],
                 "attention_mask": enc["attention_mask"][0], "relation": torch.tensor(relation, dtype=torch.float32)}
 
-
-def _item_rng(index: int) -> np.random.Generator:
-    """A generator drawn from torch's RNG (seeded per DataLoader worker and epoch), so runs are reproducible."""
-    return np.random.default_rng([int(torch.randint(0, 2**62, ())), index])

@@ -12,16 +12,16 @@ sentence file does), those are used instead.
 from __future__ import annotations
 
 import ast
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from egokit.tasks.api import DataError
+from egokit.tasks.api import DataError, read_csv_rows
 
 __all__ = ["relevancy_from_csv"]
 
 _CLIP_COLUMNS = ("narration_id", "verb_class", "all_noun_classes")
+_WHAT = "EK-100 annotation file"
 
 
 def _parse_int(text: str, where: str) -> int:
@@ -40,18 +40,6 @@ def _parse_classes(text: str, where: str) -> list[int]:
     if not isinstance(value, list) or not all(type(v) is int and v >= 0 for v in value):
         raise DataError(f"{where}: expected a list of class ids like '[3, 12]', got {text!r}")
     return list(value)
-
-
-def _read_rows(path: Path, required: tuple[str, ...]) -> tuple[list[dict[str, str]], list[str]]:
-    if not path.is_file():
-        raise DataError(f"EK-100 annotation file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = list(reader.fieldnames or [])
-        missing = [c for c in required if c not in columns]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; found {columns}")
-        return list(reader), columns
 
 
 def _classes(rows: list[dict[str, str]], path: Path, verb_col: str, noun_col: str) -> tuple[list[int], list[list[int]]]:
@@ -78,8 +66,8 @@ def relevancy_from_csv(
     Rows follow the clip CSV order and columns the sentence CSV order. Two empty noun sets have IoU 0.
     """
     clips_csv, sentences_csv = Path(clips_csv), Path(sentences_csv)
-    clip_rows, _ = _read_rows(clips_csv, _CLIP_COLUMNS)
-    sent_rows, sent_columns = _read_rows(sentences_csv, ("narration_id",))
+    clip_rows, _ = read_csv_rows(clips_csv, _CLIP_COLUMNS, _WHAT)
+    sent_rows, sent_columns = read_csv_rows(sentences_csv, ("narration_id",), _WHAT)
     clip_ids = [r["narration_id"] for r in clip_rows]
     sentence_ids = [r["narration_id"] for r in sent_rows]
     clip_verbs, clip_nouns = _classes(clip_rows, clips_csv, "verb_class", "all_noun_classes")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egokit.tasks.api import FEATURES_META, DataError
+from egokit.tasks.api import DataError, FeatureFolder, check_time_window, pad_sequences, read_episodic_annotations
 
 
 @dataclass(frozen=True)
@@ -49,50 +49,26 @@ def read_classes(path: str | Path) -> list[str]:
     return names
 
 
-#: Slack for annotation times rounded to frames (seconds: one frame at 20 fps); anything further outside the clip
-#: is an annotation error.
-TIME_TOLERANCE = 0.05
-
-
-def check_moment(moment: Moment, duration: float, where: str) -> None:
-    """A moment must lie inside its clip with end >= start; else a :class:`DataError` naming it."""
-    if not (np.isfinite(moment.start) and np.isfinite(moment.end)):
-        raise DataError(f"{where}: start_time / end_time must be finite numbers, got {moment.start} / {moment.end}")
-    if moment.end < moment.start:
-        raise DataError(f"{where}: end_time {moment.end} is before start_time {moment.start}; fix the annotation")
-    if moment.start < -TIME_TOLERANCE or moment.end > duration + TIME_TOLERANCE:
-        raise DataError(f"{where}: moment [{moment.start}, {moment.end}] s is outside the clip (0 to {duration:g} s, "
-                        "from video_start_sec / video_end_sec); fix the annotation")
+def _clip_moments(clip: dict, duration: float, where: str) -> MQClip:
+    uid, moments = str(clip["clip_uid"]), []
+    for a, ann in enumerate(clip.get("annotations", [])):
+        for k, lab in enumerate(ann.get("labels", [])):
+            if lab.get("primary", True):
+                moment = Moment(str(lab["label"]), float(lab["start_time"]), float(lab["end_time"]))
+                check_time_window(moment.start, moment.end, duration, f"{where} (clip {uid}) annotation "
+                                  f"{ann.get('annotator_uid', a)} labels[{k}]", fields=("start_time", "end_time"),
+                                  noun="moment")
+                moments.append(moment)
+    return MQClip(uid, duration, tuple(moments))
 
 
 def read_annotations(path: str | Path) -> tuple[dict[str, Any], list[MQClip]]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"MQ annotation file not found: {path}")
-    data = json.loads(path.read_text())
-    if "videos" not in data:
-        raise DataError(f"{path}: not an official MQ file (no 'videos' list)")
+    """The parsed file and its clips (a clip listed twice: its moments merged), in file order."""
+    data, read = read_episodic_annotations(path, "MQ", _clip_moments)
     clips: dict[str, MQClip] = {}
-    for v, video in enumerate(data["videos"]):
-        for c, clip in enumerate(video.get("clips", [])):
-            where = f"{path}: videos[{v}].clips[{c}]"
-            try:
-                uid = str(clip["clip_uid"])
-                duration = float(clip["video_end_sec"]) - float(clip["video_start_sec"])
-                moments = []
-                for a, ann in enumerate(clip.get("annotations", [])):
-                    for k, lab in enumerate(ann.get("labels", [])):
-                        if not lab.get("primary", True):
-                            continue
-                        moment = Moment(str(lab["label"]), float(lab["start_time"]), float(lab["end_time"]))
-                        check_moment(moment, duration, f"{where} (clip {uid}) annotation "
-                                     f"{ann.get('annotator_uid', a)} labels[{k}]")
-                        moments.append(moment)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"{where}: malformed clip or label ({exc!r})") from None
-            if uid in clips:
-                moments = [*clips[uid].moments, *moments]
-            clips[uid] = MQClip(uid, duration, tuple(moments))
+    for clip in read:
+        old = clips.get(clip.clip_uid)
+        clips[clip.clip_uid] = MQClip(clip.clip_uid, clip.duration, (*old.moments, *clip.moments)) if old else clip
     return data, list(clips.values())
 
 
@@ -106,26 +82,21 @@ class MQFeatures(Dataset):
     moments in step cells."""
 
     def __init__(self, clips: list[MQClip], feature_dir: str | Path, classes: list[str]) -> None:
-        self.clips, self.dir, self.classes = clips, Path(feature_dir), classes
+        self.clips, self.classes = clips, classes
         self.class_index = {name: i for i, name in enumerate(classes)}
-        meta_path = self.dir / FEATURES_META
-        if not meta_path.is_file():
-            raise DataError(f"{meta_path} not found: extract features with `egokit embed --recipe egovlpv2-mq`")
-        self.videos = json.loads(meta_path.read_text())["videos"]
+        self.features = FeatureFolder(feature_dir, "extract features with `egokit embed --recipe egovlpv2-mq`")
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         clip = self.clips[index]
-        entry = self.videos.get(clip.clip_uid)
-        if entry is None:
-            raise DataError(f"no features for clip {clip.clip_uid} in {self.dir}; re-run the extraction")
-        feats = torch.load(self.dir / entry["file"], map_location="cpu", weights_only=True).float()
+        entry = self.features.entry(clip.clip_uid)
         times = (np.asarray(entry["window_starts"]) + np.asarray(entry["window_ends"])) / 2
         labels, dist = targets(clip, times, self.class_index)
-        return {"video": feats, "times": torch.from_numpy(times).float(), "labels": labels, "dist": dist,
-                "segments": segments_in_cells(clip, times, self.class_index), "index": index}
+        return {"video": self.features.load(clip.clip_uid), "times": torch.from_numpy(times).float(),
+                "labels": labels, "dist": dist, "segments": segments_in_cells(clip, times, self.class_index),
+                "index": index}
 
 
 def segments_in_cells(clip: MQClip, times: np.ndarray, class_index: dict[str, int]) -> torch.Tensor:
@@ -157,20 +128,11 @@ def targets(clip: MQClip, times: np.ndarray, class_index: dict[str, int]) -> tup
 
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    steps = max(len(b["video"]) for b in batch)
-    out = {"video": torch.zeros(len(batch), steps, batch[0]["video"].shape[1]),
-           "mask": torch.zeros(len(batch), steps, dtype=torch.bool),
-           "times": torch.zeros(len(batch), steps),
-           "labels": torch.zeros(len(batch), steps, batch[0]["labels"].shape[1]),
-           "dist": torch.zeros(len(batch), steps, 2)}
-    for i, b in enumerate(batch):
-        n = len(b["video"])
-        out["video"][i, :n], out["mask"][i, :n], out["times"][i, :n] = b["video"], True, b["times"]
-        out["labels"][i, :n], out["dist"][i, :n] = b["labels"], b["dist"]
-    most = max((len(b["segments"]) for b in batch if "segments" in b), default=0)
-    if any("segments" in b for b in batch):
-        out["segments"] = torch.full((len(batch), max(most, 1), 3), -1.0)
-        for i, b in enumerate(batch):
-            out["segments"][i, :len(b["segments"])] = b["segments"]
-    out["index"] = torch.tensor([b["index"] for b in batch])
+    out = {"index": torch.tensor([b["index"] for b in batch])}
+    out["video"], out["mask"] = pad_sequences([b["video"] for b in batch])
+    for key in ("times", "labels", "dist"):
+        out[key] = pad_sequences([b[key] for b in batch])[0]
+    if any("segments" in b for b in batch):  # (B, most moments, 3), rows of -1 after a clip's own
+        rows = [b.get("segments", torch.zeros(0, 3)) for b in batch]
+        out["segments"] = pad_sequences([torch.zeros(1, 3), *rows], fill=-1.0)[0][1:]
     return out

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from egokit.tasks.api import (ConfigError, FeatureHeadOptions, FeatureHeadTask, FeatureSplit, HeadTraining,
+from egokit.tasks.api import (FeatureHeadOptions, FeatureHeadTask, FeatureSplit, HeadTraining,
                               MetricSpec)
 
 __all__ = ["MQOptions", "MQTask", "MQTraining", "PREDICTIONS"]
@@ -51,22 +51,15 @@ class MQOptions(FeatureHeadOptions):
     max_detections: int = 100
     finetune: MQTraining = field(default_factory=MQTraining)
 
-    def path(self, explicit: Optional[str], name: str, what: str) -> Path:
-        if explicit:
-            return Path(explicit)
-        if self.data is None:
-            raise ConfigError(f"mq needs data=<folder with {name}> or {what}=")
-        return Path(self.data) / name
-
     def annotation(self, split: str) -> Path:
         explicit = self.train_annotations if split == "train" else self.val_annotations
-        return self.path(explicit, f"moments_{split}.json", f"{split}_annotations")
+        return self.data_path(explicit, f"moments_{split}.json", f"{split}_annotations")
 
     def classes_file(self) -> Path:
-        return self.path(self.classes, "moment_classes_idx.json", "classes")
+        return self.data_path(self.classes, "moment_classes_idx.json", "classes")
 
     def videos(self) -> Path:
-        return self.path(self.video_root, "videos", "video_root")
+        return self.data_path(self.video_root, "videos", "video_root")
 
 
 class MQTask(FeatureHeadTask):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from egokit.tasks.api import (ConfigError, FeatureHeadOptions, FeatureHeadTask, FeatureSplit, HeadTraining,
+from egokit.tasks.api import (FeatureHeadOptions, FeatureHeadTask, FeatureSplit, HeadTraining,
                               MetricSpec, write_json_atomic)
 
 __all__ = ["NLQ", "NLQOptions", "PREDICTIONS"]
@@ -48,18 +48,10 @@ class NLQOptions(FeatureHeadOptions):
 
     def annotation(self, split: str) -> Path:
         explicit = self.train_annotations if split == "train" else self.val_annotations
-        if explicit:
-            return Path(explicit)
-        if self.data is None:
-            raise ConfigError(f"nlq needs data=<folder with nlq_{split}.json and videos/> or {split}_annotations=")
-        return Path(self.data) / f"nlq_{split}.json"
+        return self.data_path(explicit, f"nlq_{split}.json", f"{split}_annotations")
 
     def videos(self) -> Path:
-        if self.video_root:
-            return Path(self.video_root)
-        if self.data is None:
-            raise ConfigError("nlq needs video_root= (folder of <video_uid>.mp4) or data=")
-        return Path(self.data) / "videos"
+        return self.data_path(self.video_root, "videos", "video_root")
 
 
 class NLQ(FeatureHeadTask):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
-from egokit.tasks.api import ConfigError, FeatureHeadTask, FeatureSplit, Fold, HeadTraining, MetricSpec
+from egokit.tasks.api import ConfigError, DataOptions, FeatureHeadTask, FeatureSplit, Fold, HeadTraining, MetricSpec
 from egokit_qfvs.data import VIDEOS
 
 __all__ = ["QFVSOptions", "QFVSTask", "QFVSTraining"]
@@ -47,11 +47,11 @@ class QFVSTraining(HeadTraining):
 
 
 @dataclass
-class QFVSOptions:
+class QFVSOptions(DataOptions):
     #: What head.json records as the features the heads were trained on (QFVS has one kind: see features.py).
     feature_recipe: ClassVar[str] = "qfvs-fused-cls"
 
-    data: Optional[str] = None        # folder with video_frames/ and [origin_data/] (Oracle_Summaries, dense tags)
+    # data: folder with video_frames/ and [origin_data/] (Oracle_Summaries, dense tags)
     tags: Optional[str] = None        # Tags.mat; default <data>/Tags.mat
     videos: list[str] = field(default_factory=lambda: list(VIDEOS))
     shot_frames: int = 5
@@ -71,7 +71,7 @@ class QFVSOptions:
         return Path(self.data)
 
     def tags_path(self) -> Path:
-        return Path(self.tags) if self.tags else self.root() / "Tags.mat"
+        return self.data_path(self.tags, "Tags.mat", "tags")
 
 
 def _holds_fold_heads(folder: Path, videos: list[str]) -> bool:
