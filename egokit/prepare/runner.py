@@ -206,8 +206,17 @@ def _init_worker(progress: Any) -> None:
 
 
 def _worker(job: VideoJob, dst: Path, settings: PrepareSettings, codec: str, previous: dict[str, Any] | None,
-            overwrite: bool) -> VideoResult:
-    return process_video(job, dst, settings, codec, previous, overwrite, _QUEUE.put)
+            overwrite: bool) -> tuple[VideoResult, int]:
+    """The video's result and how many progress messages it queued (the parent waits for all of them: a queue's
+    items can still be in flight when the result arrives)."""
+    sent = 0
+
+    def report(n: int) -> None:
+        nonlocal sent
+        sent += 1
+        _QUEUE.put(n)
+
+    return process_video(job, dst, settings, codec, previous, overwrite, report), sent
 
 
 def _run_pool(jobs: list[VideoJob], dst: Path, settings: PrepareSettings, codec: str,
@@ -216,12 +225,16 @@ def _run_pool(jobs: list[VideoJob], dst: Path, settings: PrepareSettings, codec:
     context = multiprocessing.get_context("spawn")  # no fork of a process holding decoder threads
     progress = context.Queue()
 
-    def drain() -> None:
+    counts = {"sent": 0, "received": 0}
+
+    def drain(wait_for_all: bool = False) -> None:
         while True:
             try:
-                n = progress.get_nowait()
+                missing = wait_for_all and counts["received"] < counts["sent"]
+                n = progress.get(timeout=30) if missing else progress.get_nowait()
             except queue_module.Empty:
                 return
+            counts["received"] += 1
             if on_frames is not None:
                 on_frames(n)
 
@@ -238,7 +251,8 @@ def _run_pool(jobs: list[VideoJob], dst: Path, settings: PrepareSettings, codec:
                 for future in finished:
                     job = futures[future]
                     try:
-                        result = future.result()
+                        result, sent = future.result()
+                        counts["sent"] += sent
                     except Exception as exc:  # noqa: BLE001 - a crashed worker (e.g. killed for memory)
                         error = f"worker process failed: {type(exc).__name__}: {exc}"
                         result = VideoResult(job.uid, str(job.path), "failed",
@@ -246,7 +260,7 @@ def _run_pool(jobs: list[VideoJob], dst: Path, settings: PrepareSettings, codec:
                                               "source": str(job.path.resolve()),
                                               "error": error, "settings": settings.record(codec)}, error)
                     record(result)
-            drain()
+            drain(wait_for_all=True)
         except BaseException:
             for future in pending:
                 future.cancel()
