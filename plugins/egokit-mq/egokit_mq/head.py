@@ -1,12 +1,8 @@
-"""Anchor-free temporal detection head (ActionFormer-lite) for EgoMQ.
+"""egokit's anchor-free detection head for EgoMQ (``head_type=anchor-free``; ActionFormer-lite).
 
-egokit's own head (``head_type=anchor-free``; the default is VSGN) replaces the official VSGN (anchors at 5 pyramid
-levels, graph convolutions, two-stage boundary adjustment) with a single-scale anchor-free head: a
-temporal conv stem, a small pre-LN transformer, and per time step a sigmoid score per class (focal loss) plus
-distances to the moment's start and end (1-D IoU loss), decoded with per-class NMS. It is much smaller and has no
-anchor hyper-parameters. The VSGN re-implementation (``head_type=vsgn``, ``egokit_mq.vsgn``) is the default:
-``bench/heads.py`` compares the two on the same features, and on its synthetic features VSGN is better on every
-metric (README, "Tasks"); no real-feature comparison has been made.
+A temporal conv stem, a small pre-LN transformer and, per time step, a sigmoid score per class (focal loss) and the
+distances to the moment's start and end (1-D IoU loss), decoded with per-class NMS: no anchors and far smaller than
+VSGN. Which head is better: README, "Tasks".
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
-"""The EgoMQ heads as a registry: ``vsgn`` (the default, the official baseline re-implemented,
-:class:`~egokit_mq.vsgn.VSGNHead`) and ``anchor-free`` (egokit's transformer detector,
-:class:`~egokit_mq.head.DetectionHead`), each with its sizes, loss and decoder.
+"""The EgoMQ heads as a registry: ``vsgn`` (the default, the official baseline re-implemented) and ``anchor-free``
+(egokit's transformer detector), each with its sizes, loss and decoder.
 
-Each head's own depth and learning rate fill the options left unset (``layers``, ``finetune.lr``). VSGN: head
-towers of 2 conv layers (official 4; 2 is what ``bench/heads.py`` compares, and on its data at width 128, lr 1e-3,
-seed 0, 2 layers reached 53.1 val average mAP against 46.4 with 4); anchor-free: 2 transformer layers. lr: the rate
-each head won ``bench/heads.py``'s sweep with at the default width (``--dim 128 --lrs 3e-4,1e-3,3e-3,1e-2``; the
-best rate falls as the width grows: at width 64 VSGN's is 3e-3). The official VSGN recipe grid-searches it; sweep
-it on real features.
+Depth and learning rate left unset take each head's ``defaults``: VSGN towers of 2 conv layers (official 4; 2 did better
+in ``bench/heads.py``), lr: the rate each head won that sweep with at width 128 (the official recipe grid-searches it).
 """
 
 from __future__ import annotations

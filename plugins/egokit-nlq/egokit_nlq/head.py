@@ -1,13 +1,8 @@
-"""Span head for NLQ: a small pre-LN transformer over [query tokens; video steps] with start/end/highlight outputs.
+"""egokit's span head for NLQ (``head_type=span``): a small pre-LN transformer over [query tokens; video steps].
 
-egokit's own head (``head_type=span``; the default is VSLNet) replaces VSLNet (official: conv encoders,
-context-query attention, conditioned predictor) with a joint-attention encoder of the same width (128):
-every video step attends to every query token and to every other step. It keeps VSLNet's training signal -- start
-and end cross-entropy plus a highlight BCE on the steps inside the answer (official weight 5) -- and its inference:
-outer product of start and end probabilities, upper triangle, top-k spans. The VSLNet re-implementation
-(``head_type=vslnet``, ``egokit_nlq.vslnet``) is the default: ``bench/heads.py`` compares the two on the same
-features, and on its synthetic features VSLNet is better on every metric (README, "Tasks"); no real-feature
-comparison has been made.
+It keeps VSLNet's training signal (start and end cross-entropy plus a highlight BCE on the answer's steps) and its
+decoding (top-k of the upper triangle of p_start x p_end), with joint attention in place of VSLNet's conv encoders
+and context-query attention. Which head is better: README, "Tasks".
 """
 
 from __future__ import annotations

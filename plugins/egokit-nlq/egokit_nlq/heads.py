@@ -1,15 +1,10 @@
-"""The NLQ heads: how each is built, trained and decoded (the feature-head family calls these, never a class test).
+"""The NLQ heads as a registry (``vslnet``, the default, and ``span``): build, loss and decoding of each.
 
-Both heads read a collated batch of :class:`egokit_nlq.data.NLQFeatures` items (video steps, query token states,
-label steps) and return start / end / highlight logits. Loss: :func:`egokit_nlq.head.span_loss` (VSLNet widens the
-highlight target by its ``highlight_extend``). Decoding: the top-k (start, end) step pairs by p_start x p_end as
-official submission records, in clip-relative seconds.
-
-Each head's own sizes and learning rate fill the options left unset (``None``). VSLNet: the official sizes (8 heads
-at dim 128, 4 conv layers per encoder block, dropout 0.2); span: egokit's. lr: the rate each head won
-``bench/heads.py``'s sweep with at the default width (``--dim 128 --lrs 3e-4,1e-3,3e-3,1e-2``; the best rate falls
-as the width grows: at width 64 it is 1e-2 / 3e-3). The official VSLNet recipe uses 1e-3 for 50 epochs; sweep it
-on real features.
+Both read a collated batch of :class:`egokit_nlq.data.NLQFeatures` items and return start / end / highlight logits;
+the loss is :func:`egokit_nlq.head.span_loss` (VSLNet widens the highlight target) and decoding keeps the top-k
+(start, end) step pairs by p_start x p_end, in clip-relative seconds. Sizes and learning rates left unset take each
+head's ``defaults``: VSLNet's official sizes; lr: the rate each head won ``bench/heads.py``'s sweep with at width 128
+(the official VSLNet recipe uses 1e-3; sweep it on real features).
 """
 
 from __future__ import annotations
